@@ -1,0 +1,275 @@
+// Tensor of the IR: dtype and shape known up front; data inline, in an external file (read by offset), or lazily produced.
+import { open } from 'node:fs/promises';
+import { OnnxError } from '../util/errors.js';
+import { DataType, byteLengthOf, dataTypeName, numel } from './dtype.js';
+
+export type StringPair = [key: string, value: string];
+
+/**
+ * Where a tensor's bytes live. Bytes are always the raw little-endian layout ONNX uses in `raw_data`
+ * (sub-byte types packed low bits first), except STRING tensors which hold one byte string per element.
+ */
+export type TensorSource =
+  | { kind: 'inline'; bytes: Uint8Array }
+  | {
+      kind: 'external';
+      /** Absolute path of the data file, resolved against the model's folder when decoded. */
+      path: string;
+      /** The `location` string as written in the model (relative to the model's folder). */
+      location: string;
+      offset: number;
+      length: number;
+      /** Other external_data entries (e.g. checksum), kept so they round-trip. */
+      extra?: StringPair[];
+    }
+  | { kind: 'lazy'; byteLength: number; produce: () => Uint8Array | Promise<Uint8Array> }
+  | { kind: 'strings'; values: Uint8Array[] };
+
+export class Tensor {
+  name: string;
+  dataType: number;
+  dims: number[];
+  source: TensorSource;
+  docString = '';
+  metadataProps: StringPair[] = [];
+
+  constructor(name: string, dataType: number, dims: readonly number[], source: TensorSource) {
+    this.name = name;
+    this.dataType = dataType;
+    this.dims = [...dims];
+    this.source = source;
+  }
+
+  /** Elements in the tensor. */
+  get size(): number {
+    return numel(this.dims);
+  }
+
+  /** Bytes of the data (packed for sub-byte types); for STRING tensors the sum of string lengths. */
+  get byteLength(): number {
+    const s = this.source;
+    switch (s.kind) {
+      case 'inline':
+        return s.bytes.byteLength;
+      case 'external':
+        return s.length;
+      case 'lazy':
+        return s.byteLength;
+      case 'strings':
+        return s.values.reduce((n, v) => n + v.byteLength, 0);
+    }
+  }
+
+  /** Bytes the shape and dtype call for; differs from byteLength only in a malformed tensor. */
+  get expectedByteLength(): number {
+    return byteLengthOf(this.dataType, this.size);
+  }
+
+  get isExternal(): boolean {
+    return this.source.kind === 'external';
+  }
+
+  /** Reads the whole tensor's raw bytes (external data read by offset, never the whole file). */
+  async bytes(): Promise<Uint8Array> {
+    const s = this.source;
+    switch (s.kind) {
+      case 'inline':
+        return s.bytes;
+      case 'external':
+        return readFileRange(s.path, s.offset, s.length, this.name);
+      case 'lazy': {
+        const b = await s.produce();
+        if (b.byteLength !== s.byteLength) {
+          throw new OnnxError(
+            'ONNX_LAZY_SIZE',
+            `lazy tensor produced ${b.byteLength} bytes, declared ${s.byteLength}`,
+            { where: `tensor ${this.name}` },
+          );
+        }
+        return b;
+      }
+      case 'strings':
+        throw new OnnxError('ONNX_STRING_TENSOR', 'STRING tensor has no raw bytes', { where: `tensor ${this.name}` });
+    }
+  }
+
+  /** Reads the tensor as float32 values (FLOAT, FLOAT16, BFLOAT16 and DOUBLE convert; others are an error). */
+  async float32(): Promise<Float32Array> {
+    return toFloat32(await this.bytes(), this.dataType, this.name);
+  }
+
+  /** Copy with a new name and the same (shared, not copied) data source. */
+  withName(name: string): Tensor {
+    const t = new Tensor(name, this.dataType, this.dims, this.source);
+    t.docString = this.docString;
+    t.metadataProps = [...this.metadataProps];
+    return t;
+  }
+
+  static fromBytes(name: string, dataType: number, dims: readonly number[], bytes: Uint8Array): Tensor {
+    return new Tensor(name, dataType, dims, { kind: 'inline', bytes });
+  }
+
+  static fromFloat32(name: string, dims: readonly number[], data: Float32Array): Tensor {
+    return Tensor.fromBytes(name, DataType.FLOAT, dims, viewBytes(data));
+  }
+
+  static fromInt64(name: string, dims: readonly number[], data: readonly (number | bigint)[] | BigInt64Array): Tensor {
+    const arr = data instanceof BigInt64Array ? data : BigInt64Array.from(data, (v) => BigInt(v));
+    return Tensor.fromBytes(name, DataType.INT64, dims, viewBytes(arr));
+  }
+
+  static fromInt32(name: string, dims: readonly number[], data: Int32Array): Tensor {
+    return Tensor.fromBytes(name, DataType.INT32, dims, viewBytes(data));
+  }
+
+  static lazy(
+    name: string,
+    dataType: number,
+    dims: readonly number[],
+    produce: () => Uint8Array | Promise<Uint8Array>,
+  ): Tensor {
+    return new Tensor(name, dataType, dims, { kind: 'lazy', byteLength: byteLengthOf(dataType, numel(dims)), produce });
+  }
+}
+
+/** A byte view over a typed array's memory (no copy). */
+export function viewBytes(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Reads `length` bytes at `offset` of a file, failing clearly when the file is shorter. */
+export async function readFileRange(path: string, offset: number, length: number, what: string): Promise<Uint8Array> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new OnnxError('ONNX_EXTERNAL_MISSING', `external data file cannot be opened`, {
+      file: path,
+      where: `tensor ${what}`,
+      fix: 'keep the .data file next to the .onnx file it belongs to',
+      cause: e,
+    });
+  }
+  try {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(out, done, Math.min(length - done, 1 << 30), offset + done);
+      if (bytesRead === 0) {
+        throw new OnnxError(
+          'ONNX_EXTERNAL_TRUNCATED',
+          `external data ends at byte ${offset + done}, tensor needs bytes ${offset}..${offset + length}`,
+          { file: path, where: `tensor ${what}`, fix: 'the .data file is truncated: rebuild or re-download it' },
+        );
+      }
+      done += bytesRead;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Converts raw tensor bytes of a floating type to float32. */
+export function toFloat32(bytes: Uint8Array, dataType: number, name = '?'): Float32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  switch (dataType) {
+    case DataType.FLOAT:
+      return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+    case DataType.DOUBLE: {
+      const src = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+      return Float32Array.from(new Float64Array(src.buffer, src.byteOffset, src.byteLength / 8));
+    }
+    case DataType.FLOAT16:
+      return float16BitsToFloat32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+    case DataType.BFLOAT16:
+      return bfloat16BitsToFloat32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+    default:
+      throw new OnnxError('ONNX_NOT_FLOAT', `tensor of type ${dataTypeName(dataType)} cannot be read as float32`, {
+        where: `tensor ${name}`,
+      });
+  }
+}
+
+// fp16 → fp32 through a 65536-entry lookup table (Node 20 has no Float16Array).
+let F16_TABLE: Float32Array | undefined;
+function f16Table(): Float32Array {
+  if (F16_TABLE) return F16_TABLE;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) t[h] = s * m * 2 ** -24;
+    else if (e === 31) t[h] = m ? NaN : s * Infinity;
+    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (F16_TABLE = t);
+}
+
+export function float16BitsToFloat32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
+  const t = f16Table();
+  for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
+  return out;
+}
+
+export function bfloat16BitsToFloat32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
+  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+  return out;
+}
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/** fp32 → fp16 bits, round to nearest even (as numpy / onnx do). */
+export function float32ToFloat16Bits(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+  for (let i = 0; i < src.length; i++) {
+    F32[0] = src[i];
+    const x = U32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 31) {
+      out[i] = sign | 0x7c00;
+    } else if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rem > half || (rem === half && (h & 1))) h++;
+      out[i] = sign | h;
+    } else {
+      let h = (e << 10) | (mant >>> 13);
+      const rem = mant & 0x1fff;
+      if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+      out[i] = sign | h;
+    }
+  }
+  return out;
+}
+
+/** fp32 → bf16 bits, round to nearest even (NaN kept quiet). */
+export function float32ToBfloat16Bits(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = u[i];
+    if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) {
+      out[i] = (x >>> 16) | 0x40;
+      continue;
+    }
+    out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
