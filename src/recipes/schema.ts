@@ -1,0 +1,117 @@
+// Recipe schema (zod 4): where a model comes from, how it is built, and per target how it is quantized, validated
+// and gated. Field names are snake_case as written in recipe files; the parsed value is the type downstream code uses.
+import { z } from 'zod';
+
+export const TARGET_IDS = ['cpu', 'cuda', 'dml', 'mobile'] as const;
+export type TargetId = (typeof TARGET_IDS)[number];
+
+const powerOfTwoBlock = z.number().refine((n) => Number.isInteger(n) && n >= 16 && n <= 256 && (n & (n - 1)) === 0, {
+  error: (iss) => `expected a power of two ≥ 16 and ≤ 256, got ${JSON.stringify(iss.input)}`,
+});
+
+export const QuantSchemeSchema = z.enum(['none', 'int4', 'int8', 'ternary']);
+export const QuantAlgoSchema = z.enum(['rtn', 'hqq', 'gptq', 'awq']);
+
+/** Per-node override: nodes whose name matches `pattern` (glob or /regex/) get another scheme, or none. */
+const QuantOverrideSchema = z.strictObject({
+  pattern: z.string().min(1),
+  scheme: QuantSchemeSchema,
+  algo: QuantAlgoSchema.optional(),
+  block_size: powerOfTwoBlock.optional(),
+});
+
+export const QuantSchema = z.strictObject({
+  scheme: QuantSchemeSchema,
+  algo: QuantAlgoSchema.default('rtn'),
+  block_size: powerOfTwoBlock.default(32),
+  asym: z.boolean().default(false),
+  /** MatMulNBits accuracy_level; defaults per target (4 on cpu and mobile). */
+  accuracy_level: z.number().int().min(0).max(4).optional(),
+  exclude: z.array(z.string().min(1)).default([]),
+  overrides: z.array(QuantOverrideSchema).default([]),
+  /** Quantize the token embedding (GatherBlockQuantized), sharing the lm_head weight when tied. */
+  embeddings: z.boolean().default(false),
+  /** Ternary: absmean scale per block (default) or per output row. */
+  ternary_granularity: z.enum(['block', 'row']).default('block'),
+  /** Calibration data for gptq/awq: a tokens JSON or a text file (relative to the recipe). Sampled from the model when absent. */
+  calibration: z
+    .strictObject({
+      tokens: z.string().optional(),
+      text: z.string().optional(),
+      samples: z.number().int().positive().default(16),
+      sequence_length: z.number().int().positive().default(128),
+    })
+    .optional(),
+});
+
+export const GatesSchema = z.strictObject({
+  /** Largest allowed perplexity increase over the unquantized model, in percent. */
+  ppl_delta_pct: z.number().nonnegative().optional(),
+  kl_mean: z.number().nonnegative().optional(),
+  kl_p99: z.number().nonnegative().optional(),
+  /** Smallest allowed top-1 agreement with the unquantized model, as a fraction 0..1. */
+  top1_agreement: z.number().min(0).max(1).optional(),
+});
+
+export const TargetSchema = z.strictObject({
+  target: z.enum(TARGET_IDS),
+  /** Activation precision; defaults per target (fp32 for cpu/mobile, fp16 for cuda/dml). */
+  precision: z.enum(['fp32', 'fp16']).optional(),
+  quant: QuantSchema.optional(),
+  gates: GatesSchema.optional(),
+  /** Package size budget in MiB (mobile): the build fails when the package is larger. */
+  size_budget_mb: z.number().positive().optional(),
+});
+
+const SynthSourceSchema = z.strictObject({
+  preset: z.string().min(1),
+  scale: z.enum(['tiny', 'full']).default('tiny'),
+  seed: z.number().int().nonnegative().default(0),
+});
+
+export const SourceSchema = z.union([
+  z.strictObject({ hub: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'expected a hub id like microsoft/Phi-4-mini-instruct'), revision: z.string().default('main') }),
+  z.strictObject({ path: z.string().min(1) }),
+  z.strictObject({ llama2c: z.string().min(1) }),
+  z.strictObject({ synth: SynthSourceSchema }),
+]);
+
+export const ValidationSchema = z.strictObject({
+  /** Token sequences (tokens JSON), a text/JSONL/parquet file, or sequences sampled from the unquantized model. */
+  data: z.union([
+    z.strictObject({ tokens: z.string() }),
+    z.strictObject({ text: z.string(), column: z.string().optional() }),
+    z.strictObject({
+      sample: z.strictObject({
+        sequences: z.number().int().positive().default(8),
+        length: z.number().int().min(2).default(64),
+        seed: z.number().int().nonnegative().default(0),
+      }),
+    }),
+  ]),
+  max_length: z.number().int().min(2).default(512),
+  stride: z.number().int().positive().optional(),
+});
+
+export const RecipeSchema = z.strictObject({
+  /** Defaults to the recipe file's name. */
+  name: z.string().regex(/^[\w.-]+$/).optional(),
+  description: z.string().optional(),
+  source: SourceSchema,
+  /** Tokenizer files when the source has none: a folder, or `builtin: tiny` (the embedded default's). */
+  tokenizer: z.union([z.strictObject({ path: z.string() }), z.strictObject({ builtin: z.literal('tiny') })]).optional(),
+  /** Overrides of config.json values applied before building (e.g. `{"sliding_window": null}`). */
+  architecture: z.record(z.string(), z.unknown()).default({}),
+  builder: z.enum(['native', 'genai', 'olive']).default('native'),
+  builder_options: z.record(z.string(), z.unknown()).default({}),
+  targets: z.array(TargetSchema).min(1),
+  validation: ValidationSchema.optional(),
+  /** Gates applied to every target that has none of its own. */
+  gates: GatesSchema.optional(),
+});
+
+export type Recipe = z.output<typeof RecipeSchema>;
+export type RecipeTarget = z.output<typeof TargetSchema>;
+export type QuantOptions = z.output<typeof QuantSchema>;
+export type Gates = z.output<typeof GatesSchema>;
+export type RecipeSource = z.output<typeof SourceSchema>;

@@ -1,0 +1,108 @@
+// Atomic file and folder writes: write beside the target under a temporary name, fsync, rename into place,
+// so a crash at any moment leaves either the old content or the new, never a half-written file that looks complete.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary sibling name for `path` (same folder, so rename stays on one filesystem). */
+export function tempSibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** True for the temporary names tempSibling makes (used to clean leftovers of killed runs). */
+export function isTempSibling(name: string): boolean {
+  return /^\..*\.tmp-\d+-[0-9a-f]{8}$/.test(name);
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempSibling(path);
+  try {
+    await writeFile(tmp, data);
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * A file written in pieces (streamed) that appears at `path` only on commit(). abort() removes the partial file.
+ * Use for big outputs such as external data files.
+ */
+export class AtomicFileWriter {
+  readonly path: string;
+  readonly tmpPath: string;
+  private fh?: FileHandle;
+  private position = 0;
+
+  private constructor(path: string) {
+    this.path = path;
+    this.tmpPath = tempSibling(path);
+  }
+
+  static async create(path: string): Promise<AtomicFileWriter> {
+    const w = new AtomicFileWriter(path);
+    await mkdir(dirname(path), { recursive: true });
+    w.fh = await open(w.tmpPath, 'w');
+    return w;
+  }
+
+  /** Bytes written so far (the offset the next write lands at). */
+  get offset(): number {
+    return this.position;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.byteLength) {
+      const { bytesWritten } = await this.fh!.write(data, done, data.byteLength - done, this.position);
+      done += bytesWritten;
+      this.position += bytesWritten;
+    }
+  }
+
+  /** Writes zero bytes until the offset is a multiple of `alignment`. */
+  async pad(alignment: number): Promise<void> {
+    const rem = this.position % alignment;
+    if (rem) await this.write(new Uint8Array(alignment - rem));
+  }
+
+  async commit(): Promise<void> {
+    await this.fh!.sync();
+    await this.fh!.close();
+    this.fh = undefined;
+    await rename(this.tmpPath, this.path);
+  }
+
+  async abort(): Promise<void> {
+    if (this.fh) await this.fh.close().catch(() => undefined);
+    this.fh = undefined;
+    await rm(this.tmpPath, { force: true });
+  }
+}
+
+/**
+ * Runs `fill(tmpDir)` in a temporary sibling folder of `finalDir` and renames it to `finalDir` when it succeeds
+ * (replacing an existing folder). On failure the temporary folder is removed and the error rethrown.
+ */
+export async function writeDirAtomic<T>(finalDir: string, fill: (tmpDir: string) => Promise<T>): Promise<T> {
+  await mkdir(dirname(finalDir), { recursive: true });
+  const tmp = tempSibling(finalDir);
+  await mkdir(tmp, { recursive: true });
+  try {
+    const result = await fill(tmp);
+    await rm(finalDir, { recursive: true, force: true });
+    await rename(tmp, finalDir);
+    return result;
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
