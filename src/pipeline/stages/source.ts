@@ -1,0 +1,182 @@
+// The source stage: turns a recipe's source (synth preset, llama2.c file, local folder, hub id) into one checkpoint
+// folder (config.json with the recipe's architecture overrides applied, weights, tokenizer files). Local and hub
+// weights are linked, not copied; the stage is keyed by the content hashes of the files it reads.
+import { copyFile, link, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { CheckpointError } from '../../util/errors.js';
+import type { FileHashMemo } from '../../util/hash.js';
+import type { Recipe } from '../../recipes/schema.js';
+import type { StageDefinition, StageProgress } from '../stage.js';
+
+export interface SourceResult {
+  /** What the checkpoint is, for manifests: e.g. `hub:microsoft/Phi-4-mini-instruct@<commit>`. */
+  origin: string;
+  /** Resolved revision (hub commit) or content hash of a local source. */
+  revision: string;
+  architecture: string;
+  files: string[];
+}
+
+export interface SourceStageInput {
+  model: string;
+  recipe: Recipe;
+  /** Resolves a path written in the recipe. */
+  resolvePath: (p: string) => string;
+  memo: FileHashMemo;
+  hubToken?: string;
+  signal?: AbortSignal;
+}
+
+const VERSION = 1;
+
+/** Files of a checkpoint folder the build reads (weights, configs, tokenizer). */
+const CHECKPOINT_FILE = /^(config\.json|generation_config\.json|.*\.safetensors|model\.safetensors\.index\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|added_tokens\.json|chat_template\.jinja|vocab\.json|merges\.txt)$/;
+
+/** Builds the stage definition; for local sources this hashes the inputs first (memoized across runs). */
+export async function sourceStage(input: SourceStageInput): Promise<StageDefinition<SourceResult>> {
+  const { recipe } = input;
+  const src = recipe.source;
+  const tokenizer = recipe.tokenizer;
+  const common = { architecture: recipe.architecture, tokenizer: tokenizer ?? null };
+
+  if ('synth' in src) {
+    return {
+      name: 'source',
+      version: VERSION,
+      model: input.model,
+      inputs: {},
+      options: { ...common, synth: src.synth },
+      run: async (ctx) => {
+        const { synthCheckpoint } = await import('../../checkpoint/synth.js');
+        await synthCheckpoint({ ...src.synth, outDir: ctx.outDir });
+        return finish(ctx.outDir, input, `synth:${src.synth.preset}/${src.synth.scale}/seed${src.synth.seed}`, 'synthetic');
+      },
+    };
+  }
+
+  if ('llama2c' in src) {
+    const file = input.resolvePath(src.llama2c);
+    const sha = await hashOrFail(input.memo, file);
+    return {
+      name: 'source',
+      version: VERSION,
+      model: input.model,
+      inputs: { [basename(file)]: sha },
+      options: common,
+      run: async (ctx) => {
+        const { convertLlama2c } = await import('../../checkpoint/llama2c.js');
+        await convertLlama2c({ file, outDir: ctx.outDir });
+        return finish(ctx.outDir, input, `llama2c:${basename(file)}`, `sha256:${sha}`);
+      },
+    };
+  }
+
+  if ('path' in src) {
+    const dir = input.resolvePath(src.path);
+    const files = await checkpointFiles(dir);
+    const inputs: Record<string, string> = {};
+    for (const f of files) inputs[f] = await hashOrFail(input.memo, join(dir, f));
+    const revision = `sha256:${(await import('../../util/hash.js')).hashJson(inputs)}`;
+    return {
+      name: 'source',
+      version: VERSION,
+      model: input.model,
+      inputs,
+      options: common,
+      run: async (ctx) => {
+        await linkFiles(dir, files, ctx.outDir);
+        return finish(ctx.outDir, input, `path:${dir}`, revision);
+      },
+    };
+  }
+
+  // Hub: the download is cached in the shared hub cache (not in the stage); the stage key is the resolved commit.
+  const { fetchCheckpoint } = await import('../../hub/index.js');
+  let fetched: Awaited<ReturnType<typeof fetchCheckpoint>> | undefined;
+  const fetchOnce = async (onProgress?: (p: StageProgress) => void) =>
+    (fetched ??= await fetchCheckpoint({
+      repo: src.hub,
+      revision: src.revision,
+      token: input.hubToken,
+      signal: input.signal,
+      onProgress: onProgress && ((p) => onProgress({ done: p.bytes, total: p.totalBytes, unit: 'bytes', message: p.file })),
+    }));
+  const first = await fetchOnce();
+  return {
+    name: 'source',
+    version: VERSION,
+    model: input.model,
+    inputs: { commit: first.commit },
+    options: { ...common, hub: src.hub },
+    run: async (ctx) => {
+      const got = await fetchOnce(ctx.progress);
+      await linkFiles(got.snapshotDir, await checkpointFiles(got.snapshotDir), ctx.outDir);
+      return finish(ctx.outDir, input, `hub:${src.hub}@${got.commit}`, got.commit);
+    },
+  };
+}
+
+async function hashOrFail(memo: FileHashMemo, file: string): Promise<string> {
+  try {
+    return await memo.hash(file);
+  } catch (e) {
+    throw new CheckpointError('SOURCE_MISSING', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
+      file,
+      fix: 'check the source path in the recipe (relative paths are relative to the recipe file)',
+    });
+  }
+}
+
+async function checkpointFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    throw new CheckpointError('SOURCE_MISSING', `checkpoint folder does not exist`, {
+      file: dir,
+      fix: 'point the recipe source (or the build argument) at a Hugging Face checkpoint folder with config.json',
+    });
+  }
+  if (!names.includes('config.json')) {
+    throw new CheckpointError('SOURCE_NO_CONFIG', `no config.json in the checkpoint folder`, {
+      file: dir,
+      fix: 'a Hugging Face checkpoint folder holds config.json and *.safetensors files',
+    });
+  }
+  return names.filter((n) => CHECKPOINT_FILE.test(n)).sort();
+}
+
+/** Hard-links (same filesystem) or symlinks the files into the stage folder: no multi-GB copies. */
+async function linkFiles(from: string, files: string[], to: string): Promise<void> {
+  for (const f of files) {
+    // Hub snapshots hold relative symlinks into blobs/: link the real file, not the symlink.
+    const real = await realpath(join(from, f));
+    try {
+      await link(real, join(to, f));
+    } catch {
+      await symlink(real, join(to, f));
+    }
+  }
+}
+
+/** Applies architecture overrides and tokenizer settings, and describes the checkpoint. */
+async function finish(dir: string, input: SourceStageInput, origin: string, revision: string): Promise<SourceResult> {
+  const configPath = join(dir, 'config.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+  const overrides = input.recipe.architecture;
+  if (Object.keys(overrides).length) {
+    // Replace the (possibly linked) file rather than writing through the link into the user's checkpoint.
+    await rm(configPath);
+    await writeFile(configPath, JSON.stringify({ ...config, ...overrides }, null, 2) + '\n');
+  }
+  const tok = input.recipe.tokenizer;
+  if (tok && 'builtin' in tok) {
+    const { writeTinyTokenizer } = await import('../../checkpoint/tiny-tokenizer.js');
+    await writeTinyTokenizer(dir, Number(config.vocab_size));
+  } else if (tok && 'path' in tok) {
+    const tdir = input.resolvePath(tok.path);
+    for (const f of await readdir(tdir)) if (/^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja)$/.test(f)) await copyFile(join(tdir, f), join(dir, f));
+  }
+  const arch = Array.isArray(config.architectures) ? String(config.architectures[0]) : 'unknown';
+  return { origin, revision, architecture: arch, files: (await readdir(dir)).sort() };
+}
