@@ -1,9 +1,9 @@
 // Recipe schema (zod 4): where a model comes from, how it is built, and per target how it is quantized, validated
 // and gated. Field names are snake_case as written in recipe files; the parsed value is the type downstream code uses.
 import { z } from 'zod';
+import { TARGET_IDS, type TargetId } from '../target/index.js';
 
-export const TARGET_IDS = ['cpu', 'cuda', 'dml', 'mobile'] as const;
-export type TargetId = (typeof TARGET_IDS)[number];
+export { TARGET_IDS, type TargetId };
 
 const powerOfTwoBlock = z.number().refine((n) => Number.isInteger(n) && n >= 16 && n <= 256 && (n & (n - 1)) === 0, {
   error: (iss) => `expected a power of two ≥ 16 and ≤ 256, got ${JSON.stringify(iss.input)}`,
@@ -54,7 +54,7 @@ export const GatesSchema = z.strictObject({
 });
 
 export const TargetSchema = z.strictObject({
-  target: z.enum(TARGET_IDS),
+  target: z.enum(TARGET_IDS as [TargetId, ...TargetId[]]),
   /** Activation precision; defaults per target (fp32 for cpu/mobile, fp16 for cuda/dml). */
   precision: z.enum(['fp32', 'fp16']).optional(),
   quant: QuantSchema.optional(),

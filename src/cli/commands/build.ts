@@ -1,12 +1,40 @@
-// `pnpm pipeline build`: not built yet (stub until its issue lands).
-import { UsageError } from '../../util/errors.js';
-import { defineCommand } from '../command.js';
+// `pnpm pipeline build <recipe|hub-id|dir>`: build, quantize, validate and package for each target.
+import { TARGET_IDS } from '../../recipes/schema.js';
+import { defineCommand, printJson } from '../command.js';
+import { withAbortOnSigint } from '../abort.js';
 
 export const buildCommand = defineCommand({
-  command: 'build',
-  describe: '(not available yet)',
-  builder: (y) => y,
-  run: async () => {
-    throw new UsageError('`build` is not available in this version yet');
+  command: 'build <spec>',
+  describe: 'build packages from a recipe, a hub id (org/name) or a checkpoint folder',
+  builder: (y) =>
+    y
+      .positional('spec', { type: 'string', demandOption: true, describe: 'recipe name or file, hub id, checkpoint folder or llama2.c .bin' })
+      .option('target', { type: 'string', array: true, choices: TARGET_IDS, describe: 'targets to build (default: the recipe\'s)' })
+      .option('precision', {
+        type: 'string',
+        choices: ['fp32', 'fp16', 'int4', 'int8', 'ternary'] as const,
+        describe: 'fp32/fp16: unquantized with these activations; int4/int8/ternary: this scheme for every target',
+      })
+      .option('out', { type: 'string', describe: 'publish packages to <out>/<model>-<target> (default artifacts/packages)' })
+      .option('artifacts', { type: 'string', describe: 'stage cache folder (default artifacts/, or PHI_FORGE_ARTIFACTS)' })
+      .option('token', { type: 'string', describe: 'Hugging Face token for gated models (default HF_TOKEN)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document with the build report' }),
+  run: async (args) => {
+    const { build } = await import('../../../pipelines/build.js');
+    const { formatBuildSummary } = await import('../../pipeline/summary.js');
+    const report = await withAbortOnSigint((signal) =>
+      build({
+        spec: args.spec as string,
+        targets: args.target as never,
+        precision: args.precision as never,
+        out: args.out,
+        artifacts: args.artifacts,
+        hubToken: args.token ?? process.env.HF_TOKEN,
+        signal,
+      }),
+    );
+    if (args.json) printJson(report);
+    else process.stdout.write(formatBuildSummary(report));
+    return report.targets.every((t) => t.ok) ? 0 : 1;
   },
 });

@@ -1,0 +1,159 @@
+// `build`: resolve the source, then per target build → quantize → validate → package, every step a cached stage,
+// shown as a listr2 task tree. Failing gates fail that target (no package) and the build's exit code, not the others.
+import { join, resolve } from 'node:path';
+import type { ListrTask } from 'listr2';
+import { resolveBuildSpec, type BuildSpec } from '../src/pipeline/build-spec.js';
+import { runStage, stageKey, type StageDefinition, type StageOutcome } from '../src/pipeline/stage.js';
+import { sourceStage, type SourceResult } from '../src/pipeline/stages/source.js';
+import { convertStage, type ConvertResult } from '../src/pipeline/stages/convert.js';
+import { quantizeStage, type QuantizeResult } from '../src/pipeline/stages/quantize.js';
+import { referenceStage, validateStage, type ReferenceResult, type ValidateResult } from '../src/pipeline/stages/validate.js';
+import { packageStage, publishPackage, type PackageResult } from '../src/pipeline/stages/package.js';
+import { formatProgress, taskList, throttle } from '../src/pipeline/ui.js';
+import { targetPlan, type TargetPlan } from '../src/pipeline/target-plan.js';
+import { FileHashMemo } from '../src/util/hash.js';
+import { isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
+import type { TargetId } from '../src/recipes/schema.js';
+import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
+
+export type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
+
+export interface BuildRequest {
+  /** Recipe name or file, hub id, or checkpoint folder. */
+  spec: string;
+  targets?: TargetId[];
+  /** fp32|fp16 (activations, no quantization) or int4|int8|ternary (scheme for every target). */
+  precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
+  /** Where finished packages are published (<out>/<model>-<target>); default artifacts/packages. */
+  out?: string;
+  /** Root of the stage cache; default <repo>/artifacts (or PHI_FORGE_ARTIFACTS). */
+  artifacts?: string;
+  hubToken?: string;
+  quiet?: boolean;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_ARTIFACTS = resolve(new URL('../artifacts', import.meta.url).pathname);
+
+export async function build(req: BuildRequest): Promise<BuildReport> {
+  const t0 = performance.now();
+  const artifacts = resolve(req.artifacts ?? process.env.PHI_FORGE_ARTIFACTS ?? DEFAULT_ARTIFACTS);
+  const spec: BuildSpec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision });
+  const model = spec.recipe.name;
+  const memo = await FileHashMemo.open(join(artifacts, '.file-hashes.json'));
+  const plans = spec.recipe.targets.map((t) => targetPlan(t, spec.recipe));
+  const timings = new Map<TargetId, StageTiming[]>(plans.map((p) => [p.target.id, []]));
+  const outcomes = new Map<string, StageOutcome<unknown>>();
+  const reports: TargetReport[] = [];
+  let source!: StageOutcome<SourceResult>;
+
+  /** Runs a stage once per build even when several targets share it (same key → same outcome). */
+  const stage = async <R>(def: StageDefinition<R>, task: { output: string }, forTargets: TargetId[]): Promise<StageOutcome<R>> => {
+    const id = `${def.name}:${stageKey(def)}`;
+    let out = outcomes.get(id) as StageOutcome<R> | undefined;
+    if (!out) {
+      out = await runStage(def, {
+        root: artifacts,
+        signal: req.signal,
+        onProgress: throttle((p) => (task.output = formatProgress(p)), 250),
+      });
+      outcomes.set(id, out as StageOutcome<unknown>);
+      task.output = out.cached ? `cached (${out.dir})` : `done in ${out.record.seconds.toFixed(1)}s`;
+    }
+    for (const t of forTargets) {
+      timings.get(t)!.push({ stage: def.name, cached: out.cached, seconds: out.cached ? 0 : out.record.seconds, dir: out.dir });
+    }
+    return out;
+  };
+
+  const targetTask = (plan: TargetPlan): ListrTask => ({
+    title: `${plan.target.id}: ${plan.describe}`,
+    task: async (_ctx, task) => {
+      const report: TargetReport = {
+        target: plan.target.id,
+        ok: false,
+        precision: plan.precision,
+        quantization: plan.quant,
+        stages: timings.get(plan.target.id)!,
+      };
+      reports.push(report);
+      let current = 'convert';
+      try {
+        const ids = [plan.target.id];
+        const convert = await stage<ConvertResult>(convertStage({ model, source, plan }), task, ids);
+        current = 'quantize';
+        const quantized = plan.quant ? await stage<QuantizeResult>(quantizeStage({ model, convert, plan }), task, ids) : undefined;
+        const modelDir = quantized?.dir ?? convert.dir;
+        let validation: ValidateResult | undefined;
+        if (spec.recipe.validation) {
+          current = 'reference';
+          const reference = await stage<ReferenceResult>(referenceStage({ model, convert, validation: spec.recipe.validation, resolvePath: spec.resolvePath }), task, ids);
+          current = 'validate';
+          const v = await stage<ValidateResult>(validateStage({ model, modelDir, modelKey: (quantized ?? convert).key, reference, gates: plan.gates }), task, ids);
+          validation = v.record.result;
+          report.validation = validation;
+          if (!validation.gates.passed) {
+            report.failure = { stage: 'validate', code: 'GATE_FAILED', message: validation.gates.table };
+            throw Object.assign(new Error(`gates failed:\n${validation.gates.table}`), { gate: true });
+          }
+        }
+        current = 'package';
+        const pkg = await stage<PackageResult>(
+          packageStage({ model, recipe: spec.recipe, source, plan, modelDir, modelKey: (quantized ?? convert).key, validation }),
+          task,
+          ids,
+        );
+        const published = await publishPackage(pkg.dir, resolve(req.out ?? join(artifacts, 'packages')), `${model}-${plan.target.id}`);
+        report.package = published;
+        report.files = pkg.record.result.files;
+        report.ok = true;
+        task.title = `${plan.target.id}: ${plan.describe} → ${published}`;
+      } catch (e) {
+        if (!report.failure) {
+          const err = e as PhiForgeError;
+          report.failure = { stage: current, code: isPhiForgeError(e) ? err.code : 'INTERNAL', message: err.message ?? String(e) };
+        }
+        if (req.signal?.aborted) throw e;
+        task.title = `${plan.target.id}: FAILED at ${report.failure.stage}`;
+        // Other targets still build; the build's exit code reports the failure.
+      }
+    },
+  });
+
+  const tasks: ListrTask[] = [
+    {
+      title: `source: ${describeSource(spec)}`,
+      task: async (_ctx, task) => {
+        source = await stage<SourceResult>(
+          await sourceStage({ model, recipe: spec.recipe, resolvePath: spec.resolvePath, memo, hubToken: req.hubToken, signal: req.signal }),
+          task,
+          plans.map((p) => p.target.id),
+        );
+        await memo.save();
+        task.title = `source: ${source.record.result.origin}`;
+      },
+    },
+    ...plans.map(targetTask),
+  ];
+  await taskList(tasks, { quiet: req.quiet }).run();
+
+  const all = [...timings.values()].flat();
+  const unique = new Map(all.map((t) => [t.dir, t]));
+  return {
+    model,
+    recipe: spec.file ?? spec.recipe.name,
+    source: source.record.result,
+    targets: reports,
+    seconds: +((performance.now() - t0) / 1000).toFixed(3),
+    stagesRun: [...unique.values()].filter((t) => !t.cached).length,
+    stagesCached: [...unique.values()].filter((t) => t.cached).length,
+  };
+}
+
+function describeSource(spec: BuildSpec): string {
+  const s = spec.recipe.source;
+  if ('hub' in s) return `hub ${s.hub}@${s.revision}`;
+  if ('path' in s) return `folder ${s.path}`;
+  if ('llama2c' in s) return `llama2.c ${s.llama2c}`;
+  return `synth ${s.synth.preset} (${s.synth.scale}, seed ${s.synth.seed})`;
+}

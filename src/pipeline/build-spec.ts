@@ -1,0 +1,83 @@
+// What `build <spec>` means: a shipped recipe name, a recipe file, a checkpoint folder, a llama2.c .bin file or a
+// hub id — each turned into a recipe, with the command line's --target and --precision applied on top.
+import { stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { findRecipe, listRecipes, loadRecipeFile, parseRecipe } from '../recipes/load.js';
+import type { Recipe, RecipeTarget, TargetId } from '../recipes/schema.js';
+import { RecipeError } from '../util/errors.js';
+
+export interface BuildSpec {
+  recipe: Recipe & { name: string };
+  /** The recipe file, when the spec named one. */
+  file?: string;
+  /** Resolves a path written in the recipe (relative to the recipe file, or the working folder). */
+  resolvePath: (p: string) => string;
+}
+
+export interface SpecOverrides {
+  targets?: TargetId[];
+  precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
+}
+
+const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
+
+export async function resolveBuildSpec(spec: string, overrides: SpecOverrides = {}): Promise<BuildSpec> {
+  const base = await resolveRecipe(spec);
+  return { ...base, recipe: applyOverrides(base.recipe, overrides) };
+}
+
+async function resolveRecipe(spec: string): Promise<BuildSpec> {
+  const file = await findRecipe(spec);
+  if (file) {
+    const { recipe } = await loadRecipeFile(file);
+    return { recipe, file, resolvePath: (p) => resolve(dirname(file), p) };
+  }
+  const here = (p: string) => resolve(p);
+  const st = await stat(spec).catch(() => undefined);
+  const name = basename(spec).replace(/\.bin$/, '').toLowerCase();
+  if (st?.isDirectory()) {
+    return { recipe: parseRecipe({ source: { path: resolve(spec) }, targets: [{ target: 'cpu' }] }, spec, name), resolvePath: here };
+  }
+  if (st?.isFile() && spec.endsWith('.bin')) {
+    return { recipe: parseRecipe({ source: { llama2c: resolve(spec) }, targets: [{ target: 'cpu' }] }, spec, name), resolvePath: here };
+  }
+  if (!st && HUB_ID.test(spec) && !spec.startsWith('.')) {
+    return {
+      recipe: parseRecipe({ source: { hub: spec }, targets: [{ target: 'cpu' }] }, spec, spec.split('/')[1].toLowerCase()),
+      resolvePath: here,
+    };
+  }
+  const known = await listRecipes();
+  throw new RecipeError('RECIPE_UNKNOWN', `"${spec}" is not a recipe, a checkpoint folder, a llama2.c .bin file or a hub id`, {
+    fix: `use one of the shipped recipes (${known.join(', ')}), a recipe file, a folder with config.json, or an id like microsoft/Phi-4-mini-instruct`,
+  });
+}
+
+function applyOverrides(recipe: Recipe & { name: string }, o: SpecOverrides): Recipe & { name: string } {
+  let targets: RecipeTarget[] = recipe.targets;
+  if (o.targets?.length) {
+    targets = o.targets.map((id) => recipe.targets.find((t) => t.target === id) ?? { target: id });
+  }
+  if (o.precision === 'fp32' || o.precision === 'fp16') {
+    const precision = o.precision;
+    targets = targets.map((t) => ({ ...t, precision, quant: { ...(t.quant ?? defaultQuant()), scheme: 'none' as const } }));
+  } else if (o.precision) {
+    const scheme = o.precision;
+    targets = targets.map((t) => ({ ...t, quant: { ...(t.quant ?? defaultQuant()), scheme } }));
+  }
+  return { ...recipe, targets };
+}
+
+/** The quantization a target gets when its recipe entry says nothing: int4 RTN, block 32 (DESIGN.md, issue 8). */
+export function defaultQuant(): NonNullable<RecipeTarget['quant']> {
+  return {
+    scheme: 'int4',
+    algo: 'rtn',
+    block_size: 32,
+    asym: false,
+    exclude: [],
+    overrides: [],
+    embeddings: false,
+    ternary_granularity: 'block',
+  };
+}

@@ -1,0 +1,112 @@
+// The package stage: assembles what users ship for one target — model.onnx + model.onnx.data, genai_config.json,
+// tokenizer files and chat template, manifest.json with sha256 + size of every file — and enforces the size budget.
+// publishPackage then copies the finished package to its stable location (atomic replace).
+import { constants } from 'node:fs';
+import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { buildManifest, listFiles, MANIFEST_FILE } from '../../package/manifest.js';
+import type { Recipe } from '../../recipes/schema.js';
+import { writeDirAtomic } from '../../util/atomic-fs.js';
+import { PackageError } from '../../util/errors.js';
+import type { StageDefinition, StageOutcome } from '../stage.js';
+import type { TargetPlan } from '../target-plan.js';
+import type { SourceResult } from './source.js';
+import type { ValidateResult } from './validate.js';
+
+export interface PackageResult {
+  files: { path: string; size: number }[];
+  bytes: number;
+}
+
+/** Files a model folder contributes to the package (weights, runtime config, tokenizer, chat template). */
+const PACKAGE_FILE = /^(model\.onnx|model\.onnx\.data|genai_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|added_tokens\.json|chat_template\.jinja|generation_config\.json)$/;
+
+export function packageStage(input: {
+  model: string;
+  recipe: Recipe & { name: string };
+  source: StageOutcome<SourceResult>;
+  plan: TargetPlan;
+  modelDir: string;
+  modelKey: string;
+  validation?: ValidateResult;
+}): StageDefinition<PackageResult> {
+  const { plan, source } = input;
+  return {
+    name: 'package',
+    version: 1,
+    model: input.model,
+    inputs: { model: input.modelKey, source: source.key },
+    options: {
+      recipe: input.recipe.name,
+      target: plan.target.id,
+      sizeBudgetMb: plan.sizeBudgetMb ?? null,
+      validation: input.validation?.metrics ?? null,
+    },
+    run: async (ctx) => {
+      const names = (await readdir(input.modelDir)).filter((n) => PACKAGE_FILE.test(n)).sort();
+      for (const need of ['model.onnx', 'genai_config.json']) {
+        if (!names.includes(need)) {
+          throw new PackageError('PACKAGE_INCOMPLETE', `the model folder has no ${need}`, { file: input.modelDir });
+        }
+      }
+      let done = 0;
+      for (const n of names) {
+        await copyFile(join(input.modelDir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
+        ctx.progress({ done: ++done, total: names.length, unit: 'files', message: n });
+      }
+      // Tokenizer files come with the model folder when the builder copied them; otherwise from the checkpoint.
+      for (const n of (await readdir(source.dir)).filter((f) => PACKAGE_FILE.test(f) && !names.includes(f) && !f.startsWith('model.'))) {
+        await copyFile(join(source.dir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
+      }
+      const manifest = await buildManifest(ctx.outDir, {
+        model: input.model,
+        recipe: input.recipe.name,
+        target: plan.target.id,
+        source: { origin: source.record.result.origin, revision: source.record.result.revision },
+        architecture: source.record.result.architecture,
+        precision: plan.precision,
+        quantization: plan.quant ?? { scheme: 'none' },
+        validation: input.validation ?? null,
+      });
+      const bytes = manifest.files.reduce((n, f) => n + f.size, 0);
+      if (plan.sizeBudgetMb !== undefined && bytes > plan.sizeBudgetMb * 2 ** 20) {
+        throw new PackageError(
+          'PACKAGE_OVER_BUDGET',
+          `package is ${(bytes / 2 ** 20).toFixed(1)} MiB, over the recipe's size_budget_mb of ${plan.sizeBudgetMb}`,
+          { where: `target ${plan.target.id}`, fix: 'use a smaller quantization (ternary, int4 embeddings) or raise size_budget_mb' },
+        );
+      }
+      await writeFile(join(ctx.outDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      return { files: manifest.files.map(({ path, size }) => ({ path, size })), bytes };
+    },
+  };
+}
+
+/** Copies a finished package folder to <outRoot>/<name>, replacing what was there atomically. */
+export async function publishPackage(pkgDir: string, outRoot: string, name: string): Promise<string> {
+  const dest = join(outRoot, name);
+  try {
+    await mkdir(outRoot, { recursive: true });
+  } catch (e) {
+    throw new PackageError('OUT_UNWRITABLE', `cannot create the output folder (${(e as NodeJS.ErrnoException).code})`, {
+      file: outRoot,
+      fix: 'choose a writable --out folder',
+    });
+  }
+  try {
+    await writeDirAtomic(dest, async (tmp) => {
+      for (const f of await listFiles(pkgDir)) {
+        await mkdir(dirname(join(tmp, f)), { recursive: true });
+        await copyFile(join(pkgDir, f), join(tmp, f), constants.COPYFILE_FICLONE);
+      }
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new PackageError('OUT_UNWRITABLE', `cannot write the package (${code})`, { file: dest, fix: 'choose a writable --out folder' });
+    }
+    throw e;
+  }
+  await stat(join(dest, MANIFEST_FILE));
+  return dest;
+}

@@ -1,0 +1,56 @@
+// How pipelines show progress: a listr2 task tree on stderr (so stdout stays free for --json), with spinners on a
+// terminal and plain line-by-line output when stderr is not a TTY or CI=true.
+import { Listr, ProcessOutput, PRESET_TIMER, type ListrTask } from 'listr2';
+import type { StageProgress } from './stage.js';
+
+export function isPlainOutput(): boolean {
+  return !process.stderr.isTTY || process.env.CI === 'true' || process.env.CI === '1';
+}
+
+/** A task list with the renderer chosen for the output: spinners on a TTY, plain lines otherwise. */
+export function taskList<Ctx>(tasks: ListrTask<Ctx>[], opts: { quiet?: boolean } = {}): Listr<Ctx> {
+  const plain = isPlainOutput();
+  return new Listr<Ctx>(tasks, {
+    concurrent: false,
+    exitOnError: true,
+    // We handle SIGINT ourselves (abort signal → stages stop, children are killed, temp folders removed).
+    registerSignalListeners: false,
+    renderer: opts.quiet ? 'silent' : plain ? 'simple' : 'default',
+    fallbackRenderer: 'simple',
+    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER, showErrorMessage: false },
+    fallbackRendererOptions: { timer: PRESET_TIMER },
+    processOutput: new ProcessOutput(process.stderr, process.stderr),
+  } as never);
+}
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+export function formatBytes(n: number): string {
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < UNITS.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${UNITS[i]}`;
+}
+
+/** One line describing a stage's progress, e.g. `1.20 GB / 7.70 GB (16%) model.layers.3...`. */
+export function formatProgress(p: StageProgress): string {
+  const fmt = p.unit === 'bytes' ? formatBytes : (n: number) => String(n);
+  const unit = p.unit && p.unit !== 'bytes' ? ` ${p.unit}` : '';
+  const amount = p.total ? `${fmt(p.done)} / ${fmt(p.total)}${unit} (${Math.floor((100 * p.done) / p.total)}%)` : `${fmt(p.done)}${unit}`;
+  return p.message ? `${amount} ${p.message}` : amount;
+}
+
+/** Limits how often a progress callback fires (plain output would otherwise print thousands of lines). */
+export function throttle<T>(fn: (v: T) => void, ms: number): (v: T) => void {
+  let last = 0;
+  return (v: T) => {
+    const now = Date.now();
+    if (now - last >= ms) {
+      last = now;
+      fn(v);
+    }
+  };
+}
