@@ -1,6 +1,6 @@
 // The human-readable end of a build: one block per target with package path, size, quantization, metrics, gates.
 import type { BuildReport } from './build-report.js';
-import { formatBytes } from './ui.js';
+import { formatBytes } from '../util/format.js';
 
 export function formatBuildSummary(r: BuildReport): string {
   const lines: string[] = [];

@@ -1,6 +1,7 @@
 // How pipelines show progress: a listr2 task tree on stderr (so stdout stays free for --json), with spinners on a
 // terminal and plain line-by-line output when stderr is not a TTY or CI=true.
 import { Listr, ProcessOutput, PRESET_TIMER, type ListrTask } from 'listr2';
+import { formatBytes } from '../util/format.js';
 import type { StageProgress } from './stage.js';
 
 export function isPlainOutput(): boolean {
@@ -21,18 +22,6 @@ export function taskList<Ctx>(tasks: ListrTask<Ctx>[], opts: { quiet?: boolean }
     fallbackRendererOptions: { timer: PRESET_TIMER },
     processOutput: new ProcessOutput(process.stderr, process.stderr),
   } as never);
-}
-
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
-
-export function formatBytes(n: number): string {
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < UNITS.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)} ${UNITS[i]}`;
 }
 
 /** One line describing a stage's progress, e.g. `1.20 GB / 7.70 GB (16%) model.layers.3...`. */

@@ -110,7 +110,8 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
     options: { ...common, hub: src.hub },
     run: async (ctx) => {
       const got = await fetchOnce(ctx.progress);
-      await linkFiles(got.snapshotDir, await checkpointFiles(got.snapshotDir), ctx.outDir);
+      // The returned list, not the snapshot folder: a snapshot shared with Python tools may hold other files.
+      await linkFiles(got.snapshotDir, got.files, ctx.outDir);
       return finish(ctx.outDir, input, `hub:${src.hub}@${got.commit}`, got.commit);
     },
   };
