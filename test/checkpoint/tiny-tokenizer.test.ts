@@ -27,7 +27,7 @@ describe('tiny tokenizer (embedded default)', () => {
     for (const text of ['Once upon a time the robot said hello.', 'Zebras quizzed 99 jumping fjords — déjà vu! 🤖']) {
       const { ids } = tok.encode(text);
       expect(ids[0]).toBe(1);
-      expect(ids.every((i) => i >= 0 && i < TINY_TOKENIZER_VOCAB_SIZE)).toBe(true);
+      expect(ids.every((i: number) => i >= 0 && i < TINY_TOKENIZER_VOCAB_SIZE)).toBe(true);
       expect(tok.decode(ids, { skip_special_tokens: true })).toBe(text);
     }
     // learned merges make common words short: far fewer tokens than characters
