@@ -163,21 +163,34 @@ async function linkFiles(from: string, files: string[], to: string): Promise<voi
 /** Applies architecture overrides and tokenizer settings, and describes the checkpoint. */
 async function finish(dir: string, input: SourceStageInput, origin: string, revision: string): Promise<SourceResult> {
   const configPath = join(dir, 'config.json');
-  const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-  const overrides = input.recipe.architecture;
-  if (Object.keys(overrides).length) {
-    // Replace the (possibly linked) file rather than writing through the link into the user's checkpoint.
-    await rm(configPath);
-    await writeFile(configPath, JSON.stringify({ ...config, ...overrides }, null, 2) + '\n');
-  }
+  let config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+  const overrides: Record<string, unknown> = { ...input.recipe.architecture };
   const tok = input.recipe.tokenizer;
   if (tok && 'builtin' in tok) {
-    const { writeTinyTokenizer } = await import('../../checkpoint/tiny-tokenizer.js');
+    const { writeTinyTokenizer, tinyTokenizerSpecialIds } = await import('../../checkpoint/tiny-tokenizer.js');
     await writeTinyTokenizer(dir, Number(config.vocab_size));
+    // The model's special ids must be the tokenizer's (a synthetic checkpoint's own ids are arbitrary).
+    const ids = tinyTokenizerSpecialIds(Number(config.vocab_size));
+    Object.assign(overrides, { bos_token_id: ids.bos, eos_token_id: ids.eos, pad_token_id: ids.pad }, input.recipe.architecture);
+    // Generation stops at the end of text and at the end of a chat turn, as Phi-3's generation_config does.
+    await replaceJson(join(dir, 'generation_config.json'), { bos_token_id: ids.bos, eos_token_id: [ids.eos, ids.end], pad_token_id: ids.pad });
   } else if (tok && 'path' in tok) {
     const tdir = input.resolvePath(tok.path);
     for (const f of await readdir(tdir)) if (/^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja)$/.test(f)) await copyFile(join(tdir, f), join(dir, f));
   }
+  if (Object.keys(overrides).length) config = await replaceJson(configPath, overrides);
   const arch = Array.isArray(config.architectures) ? String(config.architectures[0]) : 'unknown';
   return { origin, revision, architecture: arch, files: (await readdir(dir)).sort() };
+}
+
+/**
+ * Rewrites a JSON file with some keys replaced (a missing file is created). The file is removed first: it may be a
+ * link into the user's checkpoint or the hub cache, which must never be written through.
+ */
+async function replaceJson(file: string, values: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const old = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Record<string, unknown>;
+  const next = { ...old, ...values };
+  await rm(file, { force: true });
+  await writeFile(file, JSON.stringify(next, null, 2) + '\n');
+  return next;
 }
