@@ -51,8 +51,8 @@ export class RecipeError extends PhiForgeError {
 /** Bad command-line usage. */
 export class UsageError extends PhiForgeError {
   override exitCode = 2;
-  constructor(message: string, ctx: ErrorContext = {}) {
-    super('USAGE', message, ctx);
+  constructor(message: string, ctx: ErrorContext & { code?: string } = {}) {
+    super(ctx.code ?? 'USAGE', message, ctx);
   }
 }
 /** A pipeline stage that failed, wrapping the cause. */
