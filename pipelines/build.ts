@@ -12,7 +12,8 @@ import { packageStage, publishPackage, type PackageResult } from '../src/pipelin
 import { formatProgress, taskList, throttle } from '../src/pipeline/ui.js';
 import { targetPlan, type TargetPlan } from '../src/pipeline/target-plan.js';
 import { FileHashMemo } from '../src/util/hash.js';
-import { isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
+import { GateError, isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
+import { checkGates, formatGateTable } from '../src/eval/gates.js';
 import type { TargetId } from '../src/recipes/schema.js';
 import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
 
@@ -87,14 +88,22 @@ export async function build(req: BuildRequest): Promise<BuildReport> {
         let validation: ValidateResult | undefined;
         if (spec.recipe.validation) {
           current = 'reference';
-          const reference = await stage<ReferenceResult>(referenceStage({ model, convert, validation: spec.recipe.validation, resolvePath: spec.resolvePath }), task, ids);
+          const reference = await stage<ReferenceResult>(
+            referenceStage({ model, convert, validation: spec.recipe.validation, resolvePath: spec.resolvePath }),
+            task,
+            ids,
+          );
           current = 'validate';
-          const v = await stage<ValidateResult>(validateStage({ model, modelDir, modelKey: (quantized ?? convert).key, reference, gates: plan.gates }), task, ids);
+          const v = await stage<ValidateResult>(validateStage({ model, modelDir, modelKey: (quantized ?? convert).key, reference }), task, ids);
           validation = v.record.result;
           report.validation = validation;
-          if (!validation.gates.passed) {
-            report.failure = { stage: 'validate', code: 'GATE_FAILED', message: validation.gates.table };
-            throw Object.assign(new Error(`gates failed:\n${validation.gates.table}`), { gate: true });
+          // Gates are checked here, outside the cached stage: changing a gate needs no new evaluation.
+          const verdict = checkGates(validation.metrics, plan.gates);
+          report.gates = verdict;
+          if (!verdict.passed) {
+            const table = formatGateTable(verdict.rows);
+            report.failure = { stage: 'validate', code: 'GATE_FAILED', message: `gates failed:\n${table}` };
+            throw new GateError('GATE_FAILED', `gates failed:\n${table}`, { where: `target ${plan.target.id}` });
           }
         }
         current = 'package';

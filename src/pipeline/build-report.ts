@@ -1,5 +1,6 @@
 // What a build reports: per target the package, its files, quantization, validation metrics, gate verdicts and
 // stage timings (the --json document of `build`).
+import type { GateVerdict } from '../eval/gates.js';
 import type { TargetId } from '../recipes/schema.js';
 import type { SourceResult } from './stages/source.js';
 import type { ValidateResult } from './stages/validate.js';
@@ -20,6 +21,8 @@ export interface TargetReport {
   precision: string;
   quantization: unknown;
   validation?: ValidateResult;
+  /** Gate verdicts (measured vs allowed per gate) when the target has gates. */
+  gates?: GateVerdict;
   failure?: { stage: string; code: string; message: string };
   stages: StageTiming[];
 }

@@ -77,7 +77,7 @@ export function defaultQuant(): NonNullable<RecipeTarget['quant']> {
     asym: false,
     exclude: [],
     overrides: [],
-    embeddings: false,
+    embeddings: 'tied',
     ternary_granularity: 'block',
   };
 }

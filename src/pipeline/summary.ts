@@ -11,7 +11,7 @@ export function formatBuildSummary(r: BuildReport): string {
       lines.push(`  ✔ ${t.target}: ${t.package} (${formatBytes(size)}, ${(t.files ?? []).length} files)`);
     } else {
       lines.push(`  ✖ ${t.target}: failed at ${t.failure?.stage}: ${t.failure?.message.split('\n')[0]}`);
-      if (t.failure?.code === 'GATE_FAILED') lines.push(indent(t.failure.message, 6));
+      if (t.failure?.code === 'GATE_FAILED') lines.push(indent(t.failure.message.split('\n').slice(1).join('\n'), 6));
     }
     const q = t.quantization as { scheme?: string; algo?: string; block_size?: number } | undefined;
     lines.push(`      precision ${t.precision}${q && q.scheme !== 'none' ? `, ${q.scheme} ${q.algo} block ${q.block_size}` : ', not quantized'}`);

@@ -29,8 +29,11 @@ export const QuantSchema = z.strictObject({
   accuracy_level: z.number().int().min(0).max(4).optional(),
   exclude: z.array(z.string().min(1)).default([]),
   overrides: z.array(QuantOverrideSchema).default([]),
-  /** Quantize the token embedding (GatherBlockQuantized), sharing the lm_head weight when tied. */
-  embeddings: z.boolean().default(false),
+  /**
+   * Token embedding → GatherBlockQuantized: `tied` (default) only when it is the lm_head's weight (then stored once),
+   * `all` whenever it is a constant table, `none` never.
+   */
+  embeddings: z.enum(['none', 'tied', 'all']).default('tied'),
   /** Ternary: absmean scale per block (default) or per output row. */
   ternary_granularity: z.enum(['block', 'row']).default('block'),
   /** Calibration data for gptq/awq: a tokens JSON or a text file (relative to the recipe). Sampled from the model when absent. */
