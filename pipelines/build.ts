@@ -14,6 +14,7 @@ import { targetPlan, type TargetPlan } from '../src/pipeline/target-plan.js';
 import { FileHashMemo } from '../src/util/hash.js';
 import { GateError, isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
 import { checkGates, formatGateTable } from '../src/eval/gates.js';
+import { getArchitecture } from '../src/arch/index.js';
 import type { TargetId } from '../src/recipes/schema.js';
 import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
 
@@ -69,6 +70,7 @@ export async function build(req: BuildRequest): Promise<BuildReport> {
 
   const targetTask = (plan: TargetPlan): ListrTask => ({
     title: `${plan.target.id}: ${plan.describe}`,
+    exitOnError: false,
     task: async (_ctx, task) => {
       const report: TargetReport = {
         target: plan.target.id,
@@ -122,9 +124,10 @@ export async function build(req: BuildRequest): Promise<BuildReport> {
           const err = e as PhiForgeError;
           report.failure = { stage: current, code: isPhiForgeError(e) ? err.code : 'INTERNAL', message: err.message ?? String(e) };
         }
-        if (req.signal?.aborted) throw e;
-        task.title = `${plan.target.id}: FAILED at ${report.failure.stage}`;
-        // Other targets still build; the build's exit code reports the failure.
+        task.title = `${plan.target.id}: failed at ${report.failure.stage}`;
+        // The task shows as failed; other targets still build (exitOnError is off per target) and the build's
+        // exit code reports the failure.
+        throw e;
       }
     },
   });
@@ -140,6 +143,8 @@ export async function build(req: BuildRequest): Promise<BuildReport> {
         );
         await memo.save();
         task.title = `source: ${source.record.result.origin}`;
+        // Before any target reads weights: can the native builder build this architecture? (Also on a cache hit.)
+        if (spec.recipe.builder === 'native') getArchitecture(source.record.result.architecture || undefined);
       },
     },
     ...plans.map(targetTask),

@@ -1,6 +1,6 @@
 // How pipelines show progress: a listr2 task tree on stderr (so stdout stays free for --json), with spinners on a
 // terminal and plain line-by-line output when stderr is not a TTY or CI=true.
-import { Listr, ProcessOutput, PRESET_TIMER, type ListrTask } from 'listr2';
+import { Listr, ListrLogger, ProcessOutput, PRESET_TIMER, type ListrTask } from 'listr2';
 import { formatBytes } from '../util/format.js';
 import type { StageProgress } from './stage.js';
 
@@ -11,6 +11,9 @@ export function isPlainOutput(): boolean {
 /** A task list with the renderer chosen for the output: spinners on a TTY, plain lines otherwise. */
 export function taskList<Ctx>(tasks: ListrTask<Ctx>[], opts: { quiet?: boolean } = {}): Listr<Ctx> {
   const plain = isPlainOutput();
+  // Both renderers write through this logger; its process output sends "stdout" to stderr too.
+  const processOutput = new ProcessOutput(process.stderr, process.stderr);
+  const logger = new ListrLogger({ useIcons: true, processOutput });
   return new Listr<Ctx>(tasks, {
     concurrent: false,
     exitOnError: true,
@@ -18,9 +21,9 @@ export function taskList<Ctx>(tasks: ListrTask<Ctx>[], opts: { quiet?: boolean }
     registerSignalListeners: false,
     renderer: opts.quiet ? 'silent' : plain ? 'simple' : 'default',
     fallbackRenderer: 'simple',
-    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER, showErrorMessage: false },
-    fallbackRendererOptions: { timer: PRESET_TIMER },
-    processOutput: new ProcessOutput(process.stderr, process.stderr),
+    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER, showErrorMessage: false, logger },
+    fallbackRendererOptions: { timer: PRESET_TIMER, logger },
+    processOutput,
   } as never);
 }
 

@@ -179,7 +179,7 @@ async function finish(dir: string, input: SourceStageInput, origin: string, revi
     for (const f of await readdir(tdir)) if (/^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja)$/.test(f)) await copyFile(join(tdir, f), join(dir, f));
   }
   if (Object.keys(overrides).length) config = await replaceJson(configPath, overrides);
-  const arch = Array.isArray(config.architectures) ? String(config.architectures[0]) : 'unknown';
+  const arch = Array.isArray(config.architectures) ? String(config.architectures[0]) : '';
   return { origin, revision, architecture: arch, files: (await readdir(dir)).sort() };
 }
 

@@ -1,0 +1,155 @@
+// End to end: `pnpm pipeline build` on the embedded default, through the real CLI in a child process.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuildReport } from '../../src/pipeline/build-report.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'phi-forge-build-e2e-'));
+});
+afterAll(async () => rm(work, { recursive: true, force: true }));
+
+/** Runs the CLI the way the README does (pnpm pipeline ...), without a TTY. */
+async function cli(args: string[]) {
+  return execa('pnpm', ['pipeline', ...args], { cwd: ROOT, reject: false, env: { CI: 'true' } });
+}
+
+async function buildJson(args: string[]): Promise<BuildReport> {
+  const r = await cli(['build', ...args, '--json']);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as BuildReport;
+}
+
+async function packageFiles(dir: string): Promise<Record<string, string>> {
+  const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { files: { path: string; sha256: string }[] };
+  return Object.fromEntries(m.files.map((f) => [f.path, f.sha256]));
+}
+
+describe('build tiny-phi (embedded default)', () => {
+  it('produces a package that generate runs; a second build does no work', async () => {
+    const art = join(work, 'a1');
+    const out = join(work, 'out1');
+    const r = await buildJson(['tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', out]);
+    expect(r.model).toBe('tiny-phi');
+    expect(r.targets).toHaveLength(1);
+    const t = r.targets[0];
+    expect(t.ok).toBe(true);
+    expect(t.package).toBe(join(out, 'tiny-phi-cpu'));
+    const names = (t.files ?? []).map((f) => f.path);
+    for (const f of ['model.onnx', 'model.onnx.data', 'genai_config.json', 'tokenizer.json', 'tokenizer_config.json']) expect(names).toContain(f);
+    expect(t.quantization).toMatchObject({ scheme: 'int4', block_size: 32, accuracy_level: 4 });
+    // validation ran against the unquantized model and the numbers are sane
+    expect(t.validation?.metrics.tokens_scored).toBeGreaterThan(0);
+    expect(t.validation?.metrics.kl_mean).toBeGreaterThan(0);
+    expect(t.validation?.metrics.top1_agreement).toBeGreaterThan(0.2);
+    expect(r.stagesRun).toBeGreaterThanOrEqual(6);
+
+    const gen = await cli(['generate', t.package!, '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--json']);
+    expect(gen.exitCode, gen.stderr).toBe(0);
+    const g = JSON.parse(gen.stdout) as { tokens: number[]; text: string };
+    expect(g.tokens).toHaveLength(8);
+
+    const again = await buildJson(['tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', out]);
+    expect(again.stagesRun).toBe(0);
+    expect(again.targets[0].stages.every((s) => s.cached)).toBe(true);
+    const human = await cli(['build', 'tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', out]);
+    expect(human.stdout).toMatch(/nothing to do: every stage was cached/);
+
+    // changing the quantization redoes only quantize and what follows it
+    const int8 = await buildJson(['tiny-phi', '--target', 'cpu', '--precision', 'int8', '--artifacts', art, '--out', out]);
+    const cached = Object.fromEntries(int8.targets[0].stages.map((s) => [s.stage, s.cached]));
+    expect(cached).toEqual({ source: true, convert: true, quantize: false, reference: true, validate: false, package: false });
+  });
+
+  it('a build killed (SIGKILL) while the convert stage writes resumes to byte-identical output', async () => {
+    const clean = await buildJson(['tiny-phi', '--target', 'cpu', '--artifacts', join(work, 'clean'), '--out', join(work, 'clean-out')]);
+
+    const art = join(work, 'killed');
+    const convertDir = join(art, 'tiny-phi', 'convert');
+    const child = spawn('pnpm', ['pipeline', 'build', 'tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', join(work, 'killed-out')], {
+      cwd: ROOT,
+      env: { ...process.env, CI: 'true' },
+      stdio: 'ignore',
+      detached: true,
+    });
+    const exited = new Promise((res) => child.on('exit', res));
+    // Wait until the convert stage is writing its temporary folder, then kill the whole process group.
+    let sawTemp = false;
+    for (let i = 0; i < 4000 && !sawTemp; i++) {
+      const names = await readdir(convertDir).catch(() => [] as string[]);
+      sawTemp = names.some((n) => n.includes('.tmp-'));
+      if (!sawTemp) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(sawTemp).toBe(true);
+    process.kill(-child.pid!, 'SIGKILL');
+    await exited;
+    // Nothing that looks complete: no convert folder with a stage.json, no published package.
+    const left = await readdir(convertDir);
+    for (const n of left.filter((x) => !x.startsWith('.'))) {
+      await expect(readFile(join(convertDir, n, 'stage.json'))).rejects.toThrow();
+    }
+    await expect(readdir(join(work, 'killed-out'))).rejects.toThrow();
+
+    const resumed = await buildJson(['tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', join(work, 'killed-out')]);
+    expect(resumed.targets[0].ok).toBe(true);
+    // the debris of the killed run is gone
+    expect((await readdir(convertDir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    // byte-identical to the uninterrupted build (and so: builds are deterministic across artifact folders)
+    expect(await packageFiles(resumed.targets[0].package!)).toEqual(await packageFiles(clean.targets[0].package!));
+  });
+});
+
+describe('build errors a user can cause', () => {
+  it('a bad recipe exits 2 naming the file and the field', async () => {
+    const f = join(work, 'bad-recipe.json');
+    await writeFile(f, JSON.stringify({ source: { synth: { preset: 'phi-4-mini' } }, targets: [{ target: 'cpu', quant: { scheme: 'int4', block_size: 48 } }] }));
+    const r = await cli(['build', f]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/bad-recipe\.json: targets\[0\]\.quant\.block_size: expected a power of two ≥ 16/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('an unknown recipe exits 2 listing the shipped ones', async () => {
+    const r = await cli(['build', 'phi-9000']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/tiny-phi/);
+    expect(r.stderr).toMatch(/phi-4-mini-instruct/);
+  });
+
+  it('a checkpoint folder without config.json fails with one clear message', async () => {
+    const d = join(work, 'empty-ckpt');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'model.safetensors'), 'x');
+    const r = await cli(['build', d, '--artifacts', join(work, 'a-err')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/no config\.json in the checkpoint folder/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an unsupported architecture names the supported ones', async () => {
+    const d = join(work, 'llama-ckpt');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
+    const r = await cli(['build', d, '--artifacts', join(work, 'a-arch'), '--json']);
+    // the source stage reads config.json first: the build stops before any weights are looked for
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/architecture LlamaForCausalLM is not supported/);
+    expect(r.stderr).toMatch(/Phi3ForCausalLM/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an unwritable --out fails with one clear message', async () => {
+    const file = join(work, 'a-file');
+    await writeFile(file, 'x');
+    const r = await cli(['build', 'tiny-phi', '--target', 'cpu', '--artifacts', join(work, 'a1'), '--out', join(file, 'sub')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/cannot create the output folder/);
+  });
+});
