@@ -152,6 +152,15 @@ export async function readFileRange(path: string, offset: number, length: number
     });
   }
   try {
+    // Check the size first: a truncated file (or a corrupt length) must not cost a huge allocation.
+    const { size } = await fh.stat();
+    if (offset + length > size) {
+      throw new OnnxError(
+        'ONNX_EXTERNAL_TRUNCATED',
+        `external data ends at byte ${size}, tensor needs bytes ${offset}..${offset + length}`,
+        { file: path, where: `tensor ${what}`, fix: 'the .data file is truncated: rebuild or re-download it' },
+      );
+    }
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {
