@@ -38,9 +38,14 @@ export interface BuildRequest {
 export const DEFAULT_ARTIFACTS = resolve(new URL('../artifacts', import.meta.url).pathname);
 
 export async function build(req: BuildRequest): Promise<BuildReport> {
+  const spec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision });
+  return buildFromSpec(spec, req);
+}
+
+/** Builds an already resolved spec (compare and release build variants of one recipe through this). */
+export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'spec' | 'targets' | 'precision'>): Promise<BuildReport> {
   const t0 = performance.now();
   const artifacts = resolve(req.artifacts ?? process.env.PHI_FORGE_ARTIFACTS ?? DEFAULT_ARTIFACTS);
-  const spec: BuildSpec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision });
   const model = spec.recipe.name;
   const memo = await FileHashMemo.open(join(artifacts, '.file-hashes.json'));
   const plans = spec.recipe.targets.map((t) => targetPlan(t, spec.recipe));
