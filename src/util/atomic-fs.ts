@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+const WRITE_CHUNK = 1 << 30;
+
 /** A temporary sibling name for `path` (same folder, so rename stays on one filesystem). */
 export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -62,7 +64,9 @@ export class AtomicFileWriter {
   async write(data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.byteLength) {
-      const { bytesWritten } = await this.fh!.write(data, done, data.byteLength - done, this.position);
+      // One fs write is limited to 2 GiB: large tensors go in pieces.
+      const n = Math.min(data.byteLength - done, WRITE_CHUNK);
+      const { bytesWritten } = await this.fh!.write(data, done, n, this.position);
       done += bytesWritten;
       this.position += bytesWritten;
     }

@@ -1,12 +1,59 @@
-// `pnpm pipeline convert`: not built yet (stub until its issue lands).
-import { UsageError } from '../../util/errors.js';
-import { defineCommand } from '../command.js';
+// `pnpm pipeline convert <checkpoint-dir> --out DIR [--precision fp32|fp16] [--target cpu|cuda|dml|mobile]`: native build.
+import { defineCommand, printJson } from '../command.js';
 
 export const convertCommand = defineCommand({
-  command: 'convert',
-  describe: '(not available yet)',
-  builder: (y) => y,
-  run: async () => {
-    throw new UsageError('`convert` is not available in this version yet');
+  command: 'convert <checkpoint>',
+  describe: 'build model.onnx (+ .data), genai_config.json and tokenizer files from a Hugging Face Phi checkpoint folder',
+  builder: (y) =>
+    y
+      .positional('checkpoint', { type: 'string', demandOption: true, describe: 'folder with config.json and *.safetensors' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
+      .option('precision', {
+        type: 'string',
+        choices: ['fp32', 'fp16'] as const,
+        describe: "activation and weight precision (default: the target's: fp32 for cpu/mobile, fp16 for cuda/dml)",
+      })
+      .option('target', {
+        type: 'string',
+        choices: ['cpu', 'cuda', 'dml', 'mobile'] as const,
+        default: 'cpu' as const,
+        describe: 'graph layout and genai provider options',
+      })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the build' }),
+  run: async (args) => {
+    const { convertCheckpoint } = await import('../../arch/convert.js');
+    const quiet = args.json || !process.stderr.isTTY;
+    let last = 0;
+    const r = await convertCheckpoint({
+      checkpointDir: args.checkpoint as string,
+      outDir: args.out,
+      precision: args.precision as 'fp32' | 'fp16' | undefined,
+      target: args.target as 'cpu' | 'cuda' | 'dml' | 'mobile',
+      onProgress: (p) => {
+        const now = Date.now();
+        if (quiet || now - last < 250 || !p.totalBytes) return;
+        last = now;
+        const pct = ((100 * (p.bytes ?? 0)) / p.totalBytes).toFixed(0);
+        process.stderr.write(`\r  writing ${p.tensors}/${p.totalTensors} tensors (${pct}%) ${p.tensor ?? ''}`.padEnd(100).slice(0, 100));
+      },
+    });
+    if (!quiet) process.stderr.write('\n');
+    const summary = {
+      outDir: r.outDir,
+      architecture: r.architecture,
+      variant: r.variant,
+      target: r.target,
+      precision: r.precision,
+      layers: r.decoder.numLayers,
+      initializers: r.initializers,
+      files: r.files,
+    };
+    if (args.json) printJson(summary);
+    else {
+      process.stdout.write(
+        `${r.architecture} [${r.variant.join(', ') || 'plain'}] → ${r.target} ${r.precision}: ${r.outDir}\n` +
+          r.files.map((f) => `  ${f}\n`).join(''),
+      );
+    }
   },
 });

@@ -1,0 +1,82 @@
+// The generic tensor mapper: HF tensor-name templates ({layer}) → roles, read from an architecture's table.
+import { ArchitectureError, CheckpointError } from '../util/errors.js';
+
+/** One row of an architecture's tensor table; `role: null` marks a tensor the builder knowingly ignores. */
+export interface TensorRule {
+  readonly hf: string;
+  readonly role: string | null;
+}
+
+interface CompiledRule {
+  rule: TensorRule;
+  re: RegExp;
+  perLayer: boolean;
+}
+
+function compile(rule: TensorRule): CompiledRule {
+  const escaped = rule.hf.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+  const perLayer = escaped.includes('{layer}');
+  return { rule, re: new RegExp(`^${escaped.replace('{layer}', '(\\d+)')}$`), perLayer };
+}
+
+function key(role: string, layer?: number): string {
+  return layer === undefined ? role : `${layer}:${role}`;
+}
+
+/** The checkpoint's tensors by role, built by matching every tensor name against the table. */
+export class TensorTable {
+  private constructor(
+    private readonly arch: string,
+    private readonly rules: readonly TensorRule[],
+    private readonly byRole: ReadonlyMap<string, string>,
+  ) {}
+
+  /**
+   * Maps every name; a name no rule matches, or a layer index past `numLayers`, is an error naming the tensor, since
+   * a tensor we would silently drop means a model we would silently get wrong.
+   */
+  static build(arch: string, rules: readonly TensorRule[], names: Iterable<string>, numLayers: number): TensorTable {
+    const compiled = rules.map(compile);
+    const byRole = new Map<string, string>();
+    for (const name of names) {
+      let matched = false;
+      for (const c of compiled) {
+        const m = c.re.exec(name);
+        if (!m) continue;
+        matched = true;
+        const layer = c.perLayer ? Number(m[1]) : undefined;
+        if (layer !== undefined && layer >= numLayers) {
+          throw new ArchitectureError('ARCH_LAYER_OUT_OF_RANGE', `tensor ${name} belongs to layer ${layer}, but config.json has ${numLayers} layers`, {
+            where: `tensor ${name}`,
+            fix: 'num_hidden_layers in config.json does not match the weights',
+          });
+        }
+        if (c.rule.role !== null) byRole.set(key(c.rule.role, layer), name);
+        break;
+      }
+      if (!matched) {
+        throw new ArchitectureError('ARCH_UNMAPPED_TENSOR', `tensor ${name} matches nothing in the ${arch} tensor map`, {
+          where: `tensor ${name}`,
+          fix: `this checkpoint has weights the ${arch} builder does not know (a different variant or an adapter?); add the tensor to src/arch's map if it is meant to be read or ignored`,
+        });
+      }
+    }
+    return new TensorTable(arch, rules, byRole);
+  }
+
+  has(role: string, layer?: number): boolean {
+    return this.byRole.has(key(role, layer));
+  }
+
+  /** The HF name of a role's tensor; throws naming the expected tensor when the checkpoint lacks it. */
+  get(role: string, layer?: number): string {
+    const name = this.byRole.get(key(role, layer));
+    if (name) return name;
+    const rule = this.rules.find((r) => r.role === role);
+    const expected = rule ? rule.hf.replace('{layer}', String(layer ?? '?')) : role;
+    throw new CheckpointError('CHECKPOINT_TENSOR_MISSING', `the checkpoint has no tensor ${expected} (${this.arch} role ${role})`, {
+      where: `tensor ${expected}`,
+      fix: 'check that every safetensors shard listed in model.safetensors.index.json is present',
+    });
+  }
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { expectShape, linearWeight, plainWeight, type WeightSource } from '../../src/graph/weights.js';
+import { DataType } from '../../src/onnx/dtype.js';
+import { float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
+import { CheckpointError } from '../../src/util/errors.js';
+
+/** An in-memory WeightSource over float32 values stored as `dataType`, counting bytes read. */
+function memory(tensors: Record<string, { dims: number[]; values: number[]; dataType?: number }>) {
+  const stats = { reads: 0 };
+  const src: WeightSource = {
+    info: (name) => {
+      const t = tensors[name];
+      return t && { dataType: t.dataType ?? DataType.FLOAT, dims: t.dims };
+    },
+    readRows: async (name, start, end) => {
+      stats.reads++;
+      const t = tensors[name];
+      const cols = t.dims.slice(1).reduce((a, b) => a * b, 1);
+      const f = Float32Array.from(t.values.slice(start * cols, end * cols));
+      if (t.dataType === DataType.BFLOAT16) return viewBytes(float32ToBfloat16Bits(f));
+      if (t.dataType === DataType.FLOAT16) return viewBytes(float32ToFloat16Bits(f));
+      return viewBytes(f);
+    },
+  };
+  return { src, stats };
+}
+
+describe('linearWeight', () => {
+  // W [out=3, in=2] = [[1,2],[3,4],[5,6]] → MatMul weight [in, out] = [[1,3,5],[2,4,6]].
+  const w = { dims: [3, 2], values: [1, 2, 3, 4, 5, 6] };
+
+  it('transposes [out, in] to [in, out] lazily', async () => {
+    const { src, stats } = memory({ w });
+    const t = linearWeight(src, 'x.weight', [{ tensor: 'w' }], DataType.FLOAT);
+    expect(t.dims).toEqual([2, 3]);
+    expect(t.source.kind).toBe('lazy');
+    expect(stats.reads).toBe(0);
+    expect([...(await t.float32())]).toEqual([1, 3, 5, 2, 4, 6]);
+  });
+
+  it('stacks row slices (packed QKV) and splits them (gate/up)', async () => {
+    const { src } = memory({ w, v: { dims: [1, 2], values: [7, 8] } });
+    const packed = linearWeight(src, 'p', [{ tensor: 'w', rows: [1, 3] }, { tensor: 'v' }], DataType.FLOAT);
+    expect(packed.dims).toEqual([2, 3]);
+    expect([...(await packed.float32())]).toEqual([3, 5, 7, 4, 6, 8]);
+  });
+
+  it('reads bf16 and writes fp16', async () => {
+    const { src } = memory({ w: { ...w, dataType: DataType.BFLOAT16 } });
+    const t = linearWeight(src, 'h', [{ tensor: 'w' }], DataType.FLOAT16);
+    expect(t.dataType).toBe(DataType.FLOAT16);
+    const bytes = await t.bytes();
+    expect([...float16BitsToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, 6))]).toEqual([1, 3, 5, 2, 4, 6]);
+  });
+
+  it('refuses a slice whose input width differs', () => {
+    const { src } = memory({ w, u: { dims: [2, 3], values: [0, 0, 0, 0, 0, 0] } });
+    expect(() => linearWeight(src, 'p', [{ tensor: 'w' }, { tensor: 'u' }], DataType.FLOAT)).toThrow(/tensor u has shape \[2, 3\], expected \[\*, 2\]/);
+  });
+
+  it('names a missing tensor', () => {
+    const { src } = memory({});
+    expect(() => linearWeight(src, 'p', [{ tensor: 'gone' }], DataType.FLOAT)).toThrow(CheckpointError);
+    expect(() => linearWeight(src, 'p', [{ tensor: 'gone' }], DataType.FLOAT)).toThrow(/gone/);
+  });
+
+  it('reads big tensors in row chunks, not at once', async () => {
+    // 40 MB of fp32 rows (above the 32 MB chunk) → at least two reads.
+    const rows = 5000;
+    const cols = 2048;
+    const big = { dims: [rows, cols], values: [] as number[] };
+    let reads = 0;
+    const src: WeightSource = {
+      info: () => ({ dataType: DataType.FLOAT, dims: big.dims }),
+      readRows: async (_n, start, end) => {
+        reads++;
+        const f = new Float32Array((end - start) * cols);
+        for (let r = start; r < end; r++) f[(r - start) * cols + 7] = r;
+        return viewBytes(f);
+      },
+    };
+    const t = linearWeight(src, 'big', [{ tensor: 'big' }], DataType.FLOAT);
+    const out = await t.float32();
+    expect(reads).toBeGreaterThan(1);
+    // Row r, column 7 of the source is [7, r] of the transposed weight.
+    expect(out[7 * rows + 4321]).toBe(4321);
+  });
+});
+
+describe('plainWeight', () => {
+  it('copies as stored and concatenates 1-D slices (packed bias)', async () => {
+    const { src } = memory({ a: { dims: [2], values: [1, 2] }, b: { dims: [3], values: [3, 4, 5] } });
+    const t = plainWeight(src, 'bias', [{ tensor: 'a' }, { tensor: 'b', rows: [1, 3] }], DataType.FLOAT);
+    expect(t.dims).toEqual([4]);
+    expect([...(await t.float32())]).toEqual([1, 2, 4, 5]);
+  });
+
+  it('checks shapes against the config', () => {
+    const { src } = memory({ a: { dims: [2, 4], values: new Array(8).fill(0) } });
+    expect(() => expectShape(src, 'a', [2, 4])).not.toThrow();
+    expect(() => expectShape(src, 'a', [4, 2])).toThrow(/config implies \[4, 2\]/);
+  });
+});
