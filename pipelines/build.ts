@@ -16,6 +16,7 @@ import { GateError, isPhiForgeError, type PhiForgeError } from '../src/util/erro
 import { checkGates, formatGateTable } from '../src/eval/gates.js';
 import { getArchitecture } from '../src/arch/index.js';
 import type { TargetId } from '../src/recipes/schema.js';
+import type { ExternalToolInfo } from '../src/external/index.js';
 import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
 
 export type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
@@ -31,6 +32,10 @@ export interface BuildRequest {
   /** Root of the stage cache; default <repo>/artifacts (or PHI_FORGE_ARTIFACTS). */
   artifacts?: string;
   hubToken?: string;
+  /** Overrides the recipe's builder for this build. */
+  builder?: 'native' | 'genai' | 'olive';
+  /** Python interpreter for external builders (default PHI_FORGE_PYTHON, then PATH). */
+  python?: string;
   quiet?: boolean;
   signal?: AbortSignal;
 }
@@ -38,7 +43,7 @@ export interface BuildRequest {
 export const DEFAULT_ARTIFACTS = resolve(new URL('../artifacts', import.meta.url).pathname);
 
 export async function build(req: BuildRequest): Promise<BuildReport> {
-  const spec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision });
+  const spec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision, builder: req.builder });
   return buildFromSpec(spec, req);
 }
 
@@ -47,6 +52,13 @@ export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'sp
   const t0 = performance.now();
   const artifacts = resolve(req.artifacts ?? process.env.PHI_FORGE_ARTIFACTS ?? DEFAULT_ARTIFACTS);
   const model = spec.recipe.name;
+  // External builders are checked before any work, so a missing tool is one message, not a failed stage.
+  let tool: ExternalToolInfo | undefined;
+  if (spec.recipe.builder !== 'native') {
+    const { detectExternalBuilder, parseBuilderOptions } = await import('../src/external/index.js');
+    parseBuilderOptions(spec.recipe.builder, spec.recipe.builder_options);
+    tool = await detectExternalBuilder(spec.recipe.builder, req.python, { target: spec.recipe.targets[0]?.target, signal: req.signal });
+  }
   const memo = await FileHashMemo.open(join(artifacts, '.file-hashes.json'));
   const plans = spec.recipe.targets.map((t) => targetPlan(t, spec.recipe));
   const timings = new Map<TargetId, StageTiming[]>(plans.map((p) => [p.target.id, []]));
@@ -88,15 +100,20 @@ export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'sp
       let current = 'convert';
       try {
         const ids = [plan.target.id];
-        const convert = await stage<ConvertResult>(convertStage({ model, source, plan }), task, ids);
+        const convert = await stage<ConvertResult>(convertStage({ model, source, plan, recipe: spec.recipe, tool, python: req.python }), task, ids);
         current = 'quantize';
-        const quantized = plan.quant ? await stage<QuantizeResult>(quantizeStage({ model, convert, plan }), task, ids) : undefined;
+        const needsQuant = plan.quant && !convert.record.result.quantized;
+        const quantized = needsQuant ? await stage<QuantizeResult>(quantizeStage({ model, convert, plan }), task, ids) : undefined;
         const modelDir = quantized?.dir ?? convert.dir;
         let validation: ValidateResult | undefined;
         if (spec.recipe.validation) {
           current = 'reference';
+          // The reference must be unquantized: when an external tool quantized, build the float model natively.
+          const unquantized = convert.record.result.quantized
+            ? await stage<ConvertResult>(convertStage({ model, source, plan, recipe: { ...spec.recipe, builder: 'native' } }), task, ids)
+            : convert;
           const reference = await stage<ReferenceResult>(
-            referenceStage({ model, convert, validation: spec.recipe.validation, resolvePath: spec.resolvePath }),
+            referenceStage({ model, convert: unquantized, validation: spec.recipe.validation, resolvePath: spec.resolvePath }),
             task,
             ids,
           );

@@ -16,6 +16,7 @@ export interface BuildSpec {
 
 export interface SpecOverrides {
   targets?: TargetId[];
+  builder?: 'native' | 'genai' | 'olive';
   precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
 }
 
@@ -65,7 +66,7 @@ function applyOverrides(recipe: Recipe & { name: string }, o: SpecOverrides): Re
     const scheme = o.precision;
     targets = targets.map((t) => ({ ...t, quant: { ...(t.quant ?? defaultQuant()), scheme } }));
   }
-  return { ...recipe, targets };
+  return { ...recipe, targets, builder: o.builder ?? recipe.builder };
 }
 
 /** The quantization a target gets when its recipe entry says nothing: int4 RTN, block 32 (DESIGN.md, issue 8). */

@@ -17,6 +17,8 @@ export const buildCommand = defineCommand({
       })
       .option('out', { type: 'string', describe: 'publish packages to <out>/<model>-<target> (default artifacts/packages)' })
       .option('artifacts', { type: 'string', describe: 'stage cache folder (default artifacts/, or PHI_FORGE_ARTIFACTS)' })
+      .option('builder', { type: 'string', choices: ['native', 'genai', 'olive'] as const, describe: 'override the recipe\'s builder for this build' })
+      .option('python', { type: 'string', describe: 'python for the genai/olive builders (default PHI_FORGE_PYTHON, then PATH)' })
       .option('token', { type: 'string', describe: 'Hugging Face token for gated models (default HF_TOKEN)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document with the build report' }),
   run: async (args) => {
@@ -30,6 +32,8 @@ export const buildCommand = defineCommand({
         out: args.out,
         artifacts: args.artifacts,
         hubToken: args.token ?? process.env.HF_TOKEN,
+        builder: args.builder as never,
+        python: args.python,
         signal,
       }),
     );

@@ -1,16 +1,36 @@
-// The convert stage: checkpoint folder → model folder (model.onnx + model.onnx.data + genai_config.json + tokenizer)
-// with the native builder. Keyed by the graph layout and precision, not the target: cpu and mobile share one build;
-// per-target genai_config provider options are written by the package stage.
+// The convert stage: checkpoint folder → model folder (model.onnx + model.onnx.data + genai_config.json + tokenizer),
+// with the native builder or an external one (onnxruntime-genai builder, Olive). Native builds are keyed by graph
+// layout and precision, not target (cpu and mobile share one build; per-target provider options are written by the
+// package stage). External builds are keyed by everything the tool's output depends on, its versions included.
+import { readdir } from 'node:fs/promises';
+import type { ExternalToolInfo } from '../../external/index.js';
+import type { Recipe } from '../../recipes/schema.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
 import type { TargetPlan } from '../target-plan.js';
 import type { SourceResult } from './source.js';
 
 export interface ConvertResult {
   files: string[];
+  builder: 'native' | 'genai' | 'olive';
+  /** True when the builder already quantized the weights (external tools doing int4): no quantize stage follows. */
+  quantized: boolean;
+  /** External builds: the command lines run. */
+  commands?: string[][];
 }
 
-export function convertStage(input: { model: string; source: StageOutcome<SourceResult>; plan: TargetPlan }): StageDefinition<ConvertResult> {
+export interface ConvertStageInput {
+  model: string;
+  source: StageOutcome<SourceResult>;
+  plan: TargetPlan;
+  recipe: Recipe;
+  /** The detected external tool (when recipe.builder is not native). */
+  tool?: ExternalToolInfo;
+  python?: string;
+}
+
+export function convertStage(input: ConvertStageInput): StageDefinition<ConvertResult> {
   const { plan } = input;
+  if (input.recipe.builder !== 'native') return externalConvertStage(input);
   // The target whose graph is built: the first target with this layout (they differ only in provider options).
   const graphTarget = plan.target.graph === 'dml' ? 'dml' : plan.precision === 'fp16' ? 'cuda' : 'cpu';
   return {
@@ -21,7 +41,6 @@ export function convertStage(input: { model: string; source: StageOutcome<Source
     options: { precision: plan.precision, graph: plan.target.graph, graphTarget },
     run: async (ctx) => {
       const { convertCheckpoint } = await import('../../arch/convert.js');
-      const { readdir } = await import('node:fs/promises');
       await convertCheckpoint({
         checkpointDir: input.source.dir,
         outDir: ctx.outDir,
@@ -34,7 +53,47 @@ export function convertStage(input: { model: string; source: StageOutcome<Source
               : { done: p.tensors ?? 0, total: p.totalTensors, unit: 'tensors', message: p.tensor },
           ),
       });
-      return { files: (await readdir(ctx.outDir)).sort() };
+      return { files: (await readdir(ctx.outDir)).sort(), builder: 'native', quantized: false };
+    },
+  };
+}
+
+function externalConvertStage(input: ConvertStageInput): StageDefinition<ConvertResult> {
+  const { plan, recipe } = input;
+  const kind = recipe.builder as 'genai' | 'olive';
+  return {
+    name: 'convert',
+    version: 1,
+    model: input.model,
+    inputs: { source: input.source.key },
+    options: {
+      builder: kind,
+      builderOptions: recipe.builder_options,
+      precision: plan.precision,
+      target: plan.target.id,
+      quant: plan.quant ?? null,
+      tool: input.tool?.versions ?? null,
+    },
+    run: async (ctx) => {
+      const { runExternalBuilder } = await import('../../external/index.js');
+      let last = '';
+      const r = await runExternalBuilder({
+        kind,
+        checkpointDir: input.source.dir,
+        outDir: ctx.outDir,
+        precision: plan.precision,
+        target: plan.target.id,
+        quant: plan.quant,
+        options: recipe.builder_options,
+        python: input.python,
+        signal: ctx.signal,
+        onOutput: (line) => {
+          last = line;
+          ctx.progress({ done: 0, message: line });
+        },
+        onProgress: (pct) => ctx.progress({ done: pct, total: 100, unit: 'steps', message: last }),
+      });
+      return { files: r.files.slice().sort(), builder: kind, quantized: r.quantized, commands: r.commands };
     },
   };
 }
