@@ -1,12 +1,108 @@
-// `pnpm pipeline quantize`: not built yet (stub until its issue lands).
+// `pnpm pipeline quantize <in.onnx> --out <out.onnx> --scheme int4|int8|ternary`: weight-only quantization of any ONNX
+// model's constant MatMul weights to com.microsoft MatMulNBits (and tied embeddings to GatherBlockQuantized).
 import { UsageError } from '../../util/errors.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, printJson } from '../command.js';
+
+const SCHEMES = ['int4', 'int8', 'ternary'] as const;
+const ALGOS = ['rtn', 'hqq', 'gptq', 'awq'] as const;
+
+/** `PATTERN=SCHEME` → an override (e.g. `*lm_head*=int8`). */
+function parseOverride(s: string): { pattern: string; scheme: (typeof SCHEMES)[number] } {
+  const i = s.lastIndexOf('=');
+  const scheme = s.slice(i + 1);
+  if (i <= 0 || !(SCHEMES as readonly string[]).includes(scheme)) {
+    throw new UsageError(`--override ${s} is not PATTERN=SCHEME`, { fix: `e.g. --override '*lm_head*=int8'; schemes: ${SCHEMES.join(', ')}` });
+  }
+  return { pattern: s.slice(0, i), scheme: scheme as (typeof SCHEMES)[number] };
+}
+
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
 
 export const quantizeCommand = defineCommand({
-  command: 'quantize',
-  describe: '(not available yet)',
-  builder: (y) => y,
-  run: async () => {
-    throw new UsageError('`quantize` is not available in this version yet');
+  command: 'quantize <input>',
+  describe: 'quantize the constant MatMul weights of an ONNX model to MatMulNBits (int4, int8 or ternary)',
+  builder: (y) =>
+    y
+      .positional('input', { type: 'string', demandOption: true, describe: 'model.onnx (external data next to it is read by offset)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output .onnx path; weights go to <out>.data' })
+      .option('scheme', { type: 'string', choices: SCHEMES, demandOption: true, describe: 'weight format' })
+      .option('algo', {
+        type: 'string',
+        choices: ALGOS,
+        default: 'rtn' as const,
+        describe: 'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations',
+      })
+      .option('block-size', { type: 'number', default: 32, describe: 'values per block along K: 16, 32, 64, 128 or 256' })
+      .option('asym', { type: 'boolean', default: false, describe: 'store per-block zero points (int4/int8)' })
+      .option('accuracy-level', { type: 'number', default: 4, describe: 'MatMulNBits accuracy_level: 4 = int8 activations (CPU/mobile), 0 = unset (CUDA)' })
+      .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'node-name pattern to leave in float: glob (* matches /) or /regex/; repeatable' })
+      .option('override', { type: 'string', array: true, default: [] as string[], describe: "PATTERN=SCHEME for matching nodes, e.g. '*lm_head*=int8'; repeatable" })
+      .option('embeddings', { type: 'string', choices: ['none', 'tied', 'all'] as const, default: 'tied' as const, describe: 'embedding tables → GatherBlockQuantized: only when tied to the lm_head, all, or none' })
+      .option('calib', { type: 'string', describe: 'gptq calibration tokens: {"tokens": [ids...]} or [[ids...], ...] (decoder graphs with genai inputs)' })
+      .option('threads', { type: 'number', describe: 'worker threads (default: cores, at most 4; 0 = no workers)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the result' }),
+  run: async (args) => {
+    const algo = args.algo as (typeof ALGOS)[number];
+    if (algo === 'awq') throw new UsageError('--algo awq is not available yet', { fix: 'use --algo gptq (with --calib), hqq or rtn' });
+    if (algo === 'gptq' && args.calib === undefined) {
+      throw new UsageError('--algo gptq needs --calib FILE', { fix: 'give calibration token sequences: {"tokens": [ids...]} or [[ids...], ...]' });
+    }
+    if (algo !== 'gptq' && args.calib !== undefined) throw new UsageError('--calib is only used by --algo gptq', { fix: 'drop --calib for rtn and hqq' });
+    const overrides = (args.override as string[]).map(parseOverride);
+    const [{ loadModel, saveModel }, { quantizeModel }, { validateMethod }] = await Promise.all([
+      import('../../onnx/model-file.js'),
+      import('../../quant/quantize-model.js'),
+      import('../../quant/method.js'),
+    ]);
+    try {
+      validateMethod({ blockSize: args.blockSize, accuracyLevel: args.accuracyLevel }, 'flags');
+    } catch (e) {
+      // Flag values are usage errors (exit code 2), checked before any model is read.
+      const err = e as { message: string; fix?: string };
+      throw new UsageError(err.message.split('\n')[0].replace(/^flags: /, ''), { fix: err.fix });
+    }
+    const t0 = performance.now();
+    const model = await loadModel(args.input as string);
+    let calibration;
+    if (args.calib !== undefined) {
+      const { readTokenFile, tokenCalibration } = await import('../../quant/calibration.js');
+      calibration = tokenCalibration(await readTokenFile(args.calib), args.calib);
+    }
+    const progress = !args.json && process.stderr.isTTY;
+    const r = await quantizeModel(model, {
+      scheme: args.scheme as (typeof SCHEMES)[number],
+      algo,
+      blockSize: args.blockSize,
+      asym: args.asym,
+      accuracyLevel: args.accuracyLevel,
+      exclude: args.exclude as string[],
+      overrides,
+      embeddings: args.embeddings as 'none' | 'tied' | 'all',
+      calibration,
+      threads: args.threads,
+      onProgress: progress ? (p) => process.stderr.write(`\r${p.pass}: ${p.done}/${p.total} ${p.item ?? ''}`.slice(0, 120).padEnd(120)) : undefined,
+    });
+    if (progress) process.stderr.write('\r'.padEnd(121) + '\r');
+    const saved = await saveModel(r.model, args.out);
+    const seconds = (performance.now() - t0) / 1000;
+    const warnings = [...r.warnings, ...r.reports.flatMap((p) => (p.stats as { warnings?: string[] }).warnings ?? [])];
+    if (args.json) {
+      printJson({ input: args.input, output: saved.path, dataPath: saved.dataPath, modified: r.modified, seconds, passes: r.reports, warnings });
+      return;
+    }
+    const out: string[] = [];
+    for (const p of r.reports) {
+      const s = p.stats as { converted: unknown[]; skipped: unknown[]; bytesBefore: number; bytesAfter: number; reason?: string };
+      out.push(
+        p.modified
+          ? `${p.pass}: ${s.converted.length} node(s) converted, ${mb(s.bytesBefore)} float → ${mb(s.bytesAfter)} quantized, ${s.skipped.length} skipped (${p.ms} ms)`
+          : `${p.pass}: unchanged — ${s.reason ?? 'nothing to do'}`,
+      );
+    }
+    for (const w of warnings) out.push(`warning: ${w}`);
+    out.push(`→ ${saved.path}${saved.dataPath ? ` + ${saved.dataPath}` : ''} (${seconds.toFixed(1)} s)`);
+    process.stdout.write(out.join('\n') + '\n');
   },
 });

@@ -1,0 +1,143 @@
+// Benchmark: int4 RTN quantization throughput (weights/s) next to a plain memory copy of the same bytes measured in the
+// same run, single-threaded on the kernel and end to end through the worker pool. Prints markdown, or JSON with
+// --json; --out DIR also writes quant-bench.json and quant-bench.md there.
+//
+//   pnpm tsx scripts/bench/quant.ts [--K 3072] [--N 8192] [--block 32] [--repeat 5] [--threads 2] [--json] [--out DIR]
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DataType } from '../../src/onnx/dtype.js';
+import { viewBytes } from '../../src/onnx/tensor.js';
+import { quantizeUniform } from '../../src/quant/formats/uniform.js';
+import { createKernelRunner } from '../../src/quant/kernel-pool.js';
+import { Rng } from '../../src/util/random.js';
+
+interface Row {
+  case: string;
+  seconds: number;
+  weightsPerSecond: number;
+  gbPerSecond: number;
+  /** Throughput as a fraction of the memory copy's. */
+  ofMemcpy: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeIt(repeat: number, f: () => unknown | Promise<unknown>): Promise<number> {
+  await f(); // warm-up (JIT, page faults)
+  const t: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    await f();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return median(t);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      K: { type: 'string', default: '3072' },
+      N: { type: 'string', default: '8192' },
+      block: { type: 'string', default: '32' },
+      repeat: { type: 'string', default: '5' },
+      threads: { type: 'string', default: String(Math.min(availableParallelism(), 4)) },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+  });
+  const K = Number(values.K);
+  const N = Number(values.N);
+  const blockSize = Number(values.block);
+  const repeat = Number(values.repeat);
+  const threads = Number(values.threads);
+  const weights = K * N;
+  const data = new Rng(1).fillNormal(new Float32Array(weights), 0.02);
+  const bytes = viewBytes(data);
+  const dst = new Uint8Array(bytes.length);
+
+  const memcpy = await timeIt(repeat, () => dst.set(bytes));
+  const row = (name: string, seconds: number): Row => ({
+    case: name,
+    seconds,
+    weightsPerSecond: weights / seconds,
+    gbPerSecond: bytes.length / seconds / 1e9,
+    ofMemcpy: memcpy / seconds,
+  });
+  const rows: Row[] = [row('memcpy (Uint8Array.set)', memcpy)];
+  for (const layout of ['kn', 'nk'] as const) {
+    for (const symmetric of [true, false]) {
+      const s = await timeIt(repeat, () => quantizeUniform({ data, K, N, layout }, 4, { blockSize, symmetric }));
+      rows.push(row(`int4 rtn ${symmetric ? 'sym' : 'asym'} kernel, ${layout === 'kn' ? '[K, N]' : '[N, K]'}, 1 thread`, s));
+    }
+  }
+  // End to end through the pool: copy the input (a pass transfers freshly read external data), quantize, move back.
+  const pool = await createKernelRunner({ threads });
+  try {
+    const parts = Math.max(1, threads);
+    const cols = Math.ceil(N / parts);
+    const slices = Array.from({ length: parts }, (_, i) => {
+      const n0 = i * cols;
+      const n1 = Math.min(N, n0 + cols);
+      const s = new Float32Array(K * (n1 - n0));
+      for (let k = 0; k < K; k++) s.set(data.subarray(k * N + n0, k * N + n1), k * (n1 - n0));
+      return { s, n: n1 - n0 };
+    });
+    const s = await timeIt(repeat, () =>
+      Promise.all(
+        slices.map(({ s, n }) =>
+          pool.run(
+            {
+              tensor: 'bench',
+              bytes: viewBytes(s.slice()),
+              dataType: DataType.FLOAT,
+              K,
+              N: n,
+              layout: 'kn',
+              method: { scheme: 'int4', algo: 'rtn', blockSize, symmetric: true, padding: 'block' },
+            },
+            { transfer: true },
+          ),
+        ),
+      ),
+    );
+    rows.push(row(`int4 rtn sym via ${threads}-thread pool (${parts} weights in parallel)`, s));
+  } finally {
+    await pool.close();
+  }
+
+  const result = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    shape: { K, N, weights, bytes: bytes.length },
+    blockSize,
+    repeat,
+    rows,
+  };
+  const md = [
+    `int4 RTN quantization, ${K}×${N} fp32 weight (${(bytes.length / 1e6).toFixed(1)} MB), block ${blockSize}, median of ${repeat}`,
+    `(${result.cpu}, ${result.cores} cores, Node ${process.version})`,
+    '',
+    '| case | ms | Mweights/s | GB/s in | of memcpy |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.case} | ${(r.seconds * 1000).toFixed(1)} | ${(r.weightsPerSecond / 1e6).toFixed(1)} | ${r.gbPerSecond.toFixed(2)} | ${(r.ofMemcpy * 100).toFixed(1)}% |`,
+    ),
+    '',
+  ].join('\n');
+  if (values.out) {
+    await mkdir(values.out, { recursive: true });
+    await writeFile(join(values.out, 'quant-bench.json'), JSON.stringify(result, null, 2) + '\n');
+    await writeFile(join(values.out, 'quant-bench.md'), md);
+  }
+  process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : md);
+}
+
+await main();

@@ -1,0 +1,35 @@
+// Runs async work with bounded concurrency and hands results over strictly in input order, so whatever a caller
+// builds from them (initializer order, node order) is the same however the workers interleave.
+
+/**
+ * Starts `work(items[i])` for at most `concurrency` items at once and calls `commit(item, result)` in input order.
+ * On the first failure it stops starting new work, waits for what is running, and rethrows that failure.
+ */
+export async function runInOrder<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<R>,
+  commit: (item: T, result: R) => void,
+): Promise<void> {
+  const width = Math.max(1, Math.floor(concurrency));
+  const running: Promise<R>[] = [];
+  let next = 0;
+  const start = () => {
+    const p = work(items[next++]);
+    // Keep an early rejection from surfacing as unhandled while an earlier item is awaited.
+    p.catch(() => {});
+    running.push(p);
+  };
+  while (next < items.length && running.length < width) start();
+  for (let i = 0; i < items.length; i++) {
+    let r: R;
+    try {
+      r = await running.shift()!;
+    } catch (e) {
+      await Promise.allSettled(running);
+      throw e;
+    }
+    commit(items[i], r);
+    if (next < items.length) start();
+  }
+}

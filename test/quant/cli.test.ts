@@ -1,0 +1,109 @@
+// `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
+// onnxruntime runs; --json output; gptq/awq and bad flags are usage errors (exit code 2).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { loadModel, saveModel } from '../../src/onnx/model-file.js';
+import { matmulModel, maxAbs, maxAbsDiff, randomMatrix } from '../helpers/quant.js';
+import { buildTinyDecoder } from '../helpers/runtime.js';
+
+type Ort = typeof import('onnxruntime-node');
+const ort = createRequire(import.meta.url)('onnxruntime-node') as Ort;
+
+async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+  const before = process.exitCode;
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+    process.exitCode = before;
+  }
+}
+
+describe('pnpm pipeline quantize', () => {
+  let dir: string;
+  const K = 256;
+  const N = 64;
+  const w = randomMatrix(31, K, N);
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'phi-forge-quant-'));
+    await saveModel(matmulModel({ K, N, w }), join(dir, 'in.onnx'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a MatMulNBits model with external data that onnxruntime runs', async () => {
+    const out = join(dir, 'q', 'model.onnx');
+    const r = await cli(['quantize', join(dir, 'in.onnx'), '--out', out, '--scheme', 'int4', '--block-size', '64', '--threads', '1', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.modified).toBe(true);
+    expect(doc.passes[0].pass).toBe('quant:matmul-nbits');
+    expect(doc.passes[0].stats.converted[0]).toMatchObject({ node: '/model/layers.0/mlp/down_proj/MatMul', bits: 4, blockSize: 64, accuracyLevel: 4 });
+    expect(doc.passes[1]).toMatchObject({ pass: 'quant:gather-block-quantized', modified: false });
+    const m = await loadModel(out);
+    expect(m.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
+    expect(m.graph.initializer('W.qweight')!.isExternal).toBe(true);
+    const s = await ort.InferenceSession.create(out);
+    const a = randomMatrix(32, 2, K, 1);
+    const y = (await s.run({ A: new ort.Tensor('float32', a, [2, K]) })).Y.data as Float32Array;
+    await s.release();
+    const ref = new Float64Array(2 * N);
+    for (let i = 0; i < 2; i++) for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) ref[i * N + n] += a[i * K + k] * w[k * N + n];
+    expect(maxAbsDiff(y, ref)).toBeLessThan(0.1 * maxAbs(ref));
+  });
+
+  it('prints a human summary with warnings', async () => {
+    const r = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'h.onnx'), '--scheme', 'ternary', '--block-size', '16', '--exclude', 'nomatch', '--threads', '0']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('quant:matmul-nbits: 1 node(s) converted');
+    expect(r.stdout).toContain('warning: exclude pattern nomatch matched no node');
+    expect(r.stdout).toContain('warning: options: 2-bit blocks of 16 have no int8 kernel on CPU');
+  });
+
+  it('awq, gptq without --calib and --calib without gptq are usage errors', async () => {
+    const awq = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--algo', 'awq']);
+    expect(awq.code).toBe(2);
+    expect(awq.stderr).toContain('--algo awq is not available yet');
+    const g = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--algo', 'gptq']);
+    expect(g.code).toBe(2);
+    expect(g.stderr).toContain('--algo gptq needs --calib FILE');
+    const c = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--calib', 'x.json']);
+    expect(c.code).toBe(2);
+    const o = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--override', 'lm_head']);
+    expect(o.code).toBe(2);
+    expect(o.stderr).toContain('is not PATTERN=SCHEME');
+  });
+
+  it('--algo gptq with --calib tokens quantizes a decoder graph from captured activations', async () => {
+    const d = buildTinyDecoder({ hidden: 32, vocab: 40, layers: 1 });
+    await writeFile(join(dir, 'dec.onnx'), d.onnx);
+    await writeFile(join(dir, 'calib.json'), JSON.stringify([[1, 4, 9, 16, 25, 36], [1, 2, 3, 5, 8, 13, 21]]));
+    const r = await cli(['quantize', join(dir, 'dec.onnx'), '--out', join(dir, 'dec-q.onnx'), '--scheme', 'int4', '--algo', 'gptq', '--calib', join(dir, 'calib.json'), '--block-size', '16', '--threads', '0', '--json']);
+    expect(r.stderr).toBe('');
+    const doc = JSON.parse(r.stdout);
+    expect(doc.passes[0].stats.converted.length).toBeGreaterThan(2);
+    expect(doc.passes[0].stats.converted.every((c: { algo: string }) => c.algo === 'gptq')).toBe(true);
+    const s = await ort.InferenceSession.create(join(dir, 'dec-q.onnx'));
+    expect(s.inputNames).toContain('input_ids');
+    await s.release();
+  });
+
+  it('a bad block size is a clear error', async () => {
+    const r = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--block-size', '24', '--threads', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('block size 24 is not a power of two in 16..256');
+    expect(r.stderr).toContain('fix: MatMulNBits needs 16, 32, 64, 128 or 256');
+  });
+});

@@ -1,0 +1,106 @@
+// Kernels in piscina workers (TypeScript loaded through tsx): same bytes as inline, input transferred not copied,
+// typed errors carried back; and in-order commits whatever order the work finishes in.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataType } from '../../src/onnx/dtype.js';
+import { float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
+import type { KernelTask } from '../../src/quant/kernel.js';
+import { createKernelRunner, inlineKernelRunner, type KernelRunner } from '../../src/quant/kernel-pool.js';
+import { runInOrder } from '../../src/quant/run-in-order.js';
+import { QuantizationError } from '../../src/util/errors.js';
+import { randomMatrix } from '../helpers/quant.js';
+
+const task = (bytes: Uint8Array, over: Partial<KernelTask> = {}): KernelTask => ({
+  tensor: 'w',
+  bytes,
+  dataType: DataType.FLOAT,
+  K: 64,
+  N: 48,
+  layout: 'kn',
+  method: { scheme: 'int4', algo: 'rtn', blockSize: 32, symmetric: false, padding: 'block' },
+  ...over,
+});
+
+describe('kernel pool', () => {
+  let pool: KernelRunner;
+  beforeAll(async () => {
+    pool = await createKernelRunner({ threads: 1 });
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('a worker produces the same bytes as the inline kernel, for fp32 and fp16 weights and every algorithm', async () => {
+    const w = randomMatrix(1, 64, 48);
+    const inline = inlineKernelRunner();
+    for (const t of [
+      task(viewBytes(w)),
+      task(viewBytes(float32ToFloat16Bits(w)), { dataType: DataType.FLOAT16 }),
+      task(viewBytes(w), { method: { scheme: 'int8', algo: 'hqq', blockSize: 16, symmetric: false, padding: 'block' } }),
+      task(viewBytes(w), { method: { scheme: 'ternary', algo: 'rtn', blockSize: 64, symmetric: true, padding: 'none' } }),
+    ]) {
+      const a = await inline.run(t);
+      const b = await pool.run({ ...t, bytes: t.bytes.slice() }, { transfer: true });
+      expect(b).toEqual(a);
+    }
+  });
+
+  it('owned input is transferred (the caller buffer is detached), shared views are copied', async () => {
+    const owned = viewBytes(randomMatrix(2, 64, 48));
+    await pool.run(task(owned), { transfer: true });
+    expect(owned.byteLength).toBe(0);
+    const big = new Uint8Array(64 * 48 * 4 + 16);
+    const view = big.subarray(16);
+    await pool.run(task(view), { transfer: true });
+    expect(big.byteLength).toBe(64 * 48 * 4 + 16);
+  });
+
+  it('a kernel error comes back as a QuantizationError with its code', async () => {
+    const w = randomMatrix(3, 64, 48);
+    w[100] = Number.NaN;
+    const err = await pool.run(task(viewBytes(w), { tensor: 'model.layers.3.mlp.down_proj.MatMul.weight' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuantizationError);
+    expect((err as QuantizationError).code).toBe('QUANT_NON_FINITE');
+    expect((err as QuantizationError).where).toBe('tensor model.layers.3.mlp.down_proj.MatMul.weight');
+    expect((err as QuantizationError).message).toContain('NaN at [2, 4]');
+    expect((err as QuantizationError).message.match(/fix:/g)).toHaveLength(1);
+  });
+});
+
+describe('runInOrder', () => {
+  it('commits in input order with bounded concurrency, whatever order the work finishes in', async () => {
+    const delays = [30, 5, 20, 1, 10, 2];
+    let running = 0;
+    let peak = 0;
+    const committed: number[] = [];
+    await runInOrder(
+      delays.map((d, i) => ({ d, i })),
+      3,
+      async ({ d, i }) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, d));
+        running--;
+        return i * 10;
+      },
+      (item, r) => committed.push(r + item.i),
+    );
+    expect(committed).toEqual([0, 11, 22, 33, 44, 55]);
+    expect(peak).toBe(3);
+  });
+
+  it('stops at the first failure and rethrows it after running work settles', async () => {
+    const started: number[] = [];
+    const err = await runInOrder(
+      [0, 1, 2, 3, 4, 5],
+      2,
+      async (i) => {
+        started.push(i);
+        if (i === 1) throw new Error('boom');
+        return i;
+      },
+      () => {},
+    ).catch((e: Error) => e);
+    expect((err as Error).message).toBe('boom');
+    expect(started).toEqual([0, 1, 2]);
+  });
+});
