@@ -132,7 +132,7 @@ export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'sp
         }
         current = 'package';
         const pkg = await stage<PackageResult>(
-          packageStage({ model, recipe: spec.recipe, source, plan, modelDir, modelKey: (quantized ?? convert).key, validation }),
+          packageStage({ model, recipe: spec.recipe, source, plan, modelDir, modelKey: (quantized ?? convert).key, validation, gates: report.gates }),
           task,
           ids,
         );

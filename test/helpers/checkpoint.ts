@@ -1,11 +1,11 @@
 // Test helpers for checkpoints: a hand-rolled safetensors byte builder (independent of our writer, so it can also
 // build malformed files), typed-array byte views, tiny Phi-3 configs and tiny checkpoint folders in temp dirs.
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeShardedSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors-writer.js';
+export { sharedFixture as sharedFixturePath } from './fixtures.js';
 
 /** A fresh temporary folder; remove it with removeTempDir. */
 export function makeTempDir(prefix = 'phi-forge-ckpt-'): Promise<string> {
@@ -136,13 +136,3 @@ export async function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptio
   return files;
 }
 
-/**
- * Path of a file or folder in ../shared/fixtures, or undefined when it is missing on a developer machine.
- * Under CI=true a missing fixture throws, so the test fails instead of skipping.
- */
-export function sharedFixturePath(rel: string): string | undefined {
-  const p = fileURLToPath(new URL(`../../../shared/fixtures/${rel}`, import.meta.url));
-  if (existsSync(p)) return p;
-  if (process.env.CI === 'true') throw new Error(`shared fixture missing: ${p} (CI=true requires ../shared/fixtures)`);
-  return undefined;
-}

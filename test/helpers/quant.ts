@@ -1,21 +1,15 @@
 // Test helpers for quantization: an independent dequantizer over raw MatMulNBits bytes, a float64 reference GEMM,
 // real weights from the stories260K fixture, and tiny MatMul / Gather graphs in our IR.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, Node, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor, float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
 import { Rng } from '../../src/util/random.js';
+export { sharedFixture as fixture } from './fixtures.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-/** A fixture path under ../shared/fixtures; undefined when absent outside CI, an error when absent in CI. */
-export function fixture(rel: string): string | undefined {
-  const p = fileURLToPath(new URL(`../../../shared/fixtures/${rel}`, import.meta.url));
-  if (existsSync(p)) return p;
-  if (process.env.CI === 'true') throw new Error(`fixture ${rel} is missing at ${p} (required when CI=true)`);
-  return undefined;
-}
 
 export function randomMatrix(seed: number, rows: number, cols: number, std = 0.05): Float32Array {
   return new Rng(seed).fillNormal(new Float32Array(rows * cols), std);

@@ -1,12 +1,12 @@
 // Tiny decoder models with the onnxruntime-genai graph contract (GroupQueryAttention + KV cache), for runtime tests.
 // Encoded with onnx-proto (an independent protobuf schema), so these tests do not depend on our own codec.
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { DataType } from '../../src/onnx/dtype.js';
 import { float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
+export { sharedFixture } from './fixtures.js';
 
 const { onnx } = onnxProto;
 type INode = InstanceType<typeof onnx.NodeProto>;
@@ -297,16 +297,6 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/**
- * Path of a file or folder in ../shared/fixtures, or undefined when it is missing on a developer machine.
- * Under CI=true a missing fixture throws, so the test file fails instead of skipping.
- */
-export function sharedFixture(rel: string): string | undefined {
-  const p = fileURLToPath(new URL(`../../../shared/fixtures/${rel}`, import.meta.url));
-  if (existsSync(p)) return p;
-  if (process.env.CI === 'true') throw new Error(`shared fixture missing: ${p} (CI=true requires ../shared/fixtures)`);
-  return undefined;
-}
 
 /**
  * stories260K (llama2.c legacy .bin) written straight to an ONNX decoder with position_ids, independent of

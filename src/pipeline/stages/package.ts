@@ -4,7 +4,8 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { buildManifest, listFiles, MANIFEST_FILE } from '../../package/manifest.js';
+import { buildManifest, MANIFEST_FILE, readManifest } from '../../package/manifest.js';
+import type { GateVerdict } from '../../eval/gates.js';
 import type { Recipe } from '../../recipes/schema.js';
 import { writeDirAtomic } from '../../util/atomic-fs.js';
 import { PackageError } from '../../util/errors.js';
@@ -29,6 +30,8 @@ export function packageStage(input: {
   modelDir: string;
   modelKey: string;
   validation?: ValidateResult;
+  /** Gate verdicts (the package stage only runs when they passed). */
+  gates?: GateVerdict;
 }): StageDefinition<PackageResult> {
   const { plan, source } = input;
   return {
@@ -41,6 +44,7 @@ export function packageStage(input: {
       target: plan.target.id,
       sizeBudgetMb: plan.sizeBudgetMb ?? null,
       validation: input.validation?.metrics ?? null,
+      gates: input.gates ?? null,
     },
     run: async (ctx) => {
       const names = (await readdir(input.modelDir)).filter((n) => PACKAGE_FILE.test(n)).sort();
@@ -66,7 +70,7 @@ export function packageStage(input: {
         architecture: source.record.result.architecture,
         precision: plan.precision,
         quantization: plan.quant ?? { scheme: 'none' },
-        validation: input.validation ?? null,
+        validation: input.validation ? { ...input.validation, gates: input.gates ?? null } : null,
       });
       const bytes = manifest.files.reduce((n, f) => n + f.size, 0);
       if (plan.sizeBudgetMb !== undefined && bytes > plan.sizeBudgetMb * 2 ** 20) {
@@ -94,8 +98,10 @@ export async function publishPackage(pkgDir: string, outRoot: string, name: stri
     });
   }
   try {
+    // Exactly the manifest's files and the manifest: not the stage's own stage.json (build metadata with times).
+    const manifest = await readManifest(pkgDir);
     await writeDirAtomic(dest, async (tmp) => {
-      for (const f of await listFiles(pkgDir)) {
+      for (const f of [...manifest.files.map((x) => x.path), MANIFEST_FILE]) {
         await mkdir(dirname(join(tmp, f)), { recursive: true });
         await copyFile(join(pkgDir, f), join(tmp, f), constants.COPYFILE_FICLONE);
       }
