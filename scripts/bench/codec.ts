@@ -1,8 +1,9 @@
 // Codec benchmark: a model with ~1 GB of external data (32 lazily produced 32 MiB tensors) through saveModel,
 // loadModel + saveModel to a new path (a full rewrite of the data), next to a plain copy of the data file; then the
 // protobuf codec alone (wire scan, decode, encode) on that model and on a graph-heavy model with 6,000 nodes.
-// Run: pnpm tsx scripts/bench/codec.ts   (prints one JSON document, then a markdown line; ~3 GB of temp files)
-import { copyFile, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+// Run: pnpm tsx scripts/bench/codec.ts [--out DIR]   (prints one JSON document, then a markdown line; ~3 GB of temp
+// files; --out also writes codec-bench.json and codec-bench.md there)
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, findUnknownFields } from '../../src/onnx/codec.js';
@@ -129,14 +130,20 @@ async function main(): Promise<void> {
       peakRssMB: r1(peakRssBytes / 1e6),
       note: 'data read back from a warm page cache; writes include fsync',
     };
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-    process.stdout.write(
+    const md =
       `| codec | ${(dataBytes / 1e9).toFixed(2)} GB external (${TENSORS} tensors) | save from lazy ${r1(writeLazyMs)} ms | ` +
         `cp+fsync ${r1(copyMs)} ms | load ${r1(loadMs)} ms | load+save ${r1(resaveMs)} ms (${result.resaveMBps} MB/s) | ` +
         `protobuf ${small.byteLength} B dec+enc ${r1(smallCodecMs)} ms | ${heavyModel.graph.nodes.length} nodes ` +
         `(${(heavy.byteLength / 1e6).toFixed(1)} MB): scan ${r1(heavyScanMs)} / decode ${r1(heavyDecodeMs)} / encode ${r1(heavyEncodeMs)} ms | ` +
-        `peak RSS ${result.peakRssMB} MB |\n`,
-    );
+        `peak RSS ${result.peakRssMB} MB |\n`;
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n' + md);
+    const out = process.argv.indexOf('--out');
+    if (out > 0) {
+      const dir = process.argv[out + 1];
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'codec-bench.json'), JSON.stringify(result, null, 2) + '\n');
+      await writeFile(join(dir, 'codec-bench.md'), md);
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }
