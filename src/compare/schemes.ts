@@ -1,0 +1,104 @@
+// Scheme names of `compare --schemes` (int4-rtn, int4-gptq-b64, int8-asym, ternary, fp32, ...) parsed into the
+// recipe quantization each variant is built with.
+//
+//   name   = quantized | baseline
+//   quantized = ("int4" | "int8" | "ternary") ["-" algo] ["-b" block] ["-asym"]     algo: rtn (default) hqq gptq awq
+//   baseline  = "none" (the target's own activations) | "fp32" | "fp16"              (not quantized)
+import type { QuantOptions, RecipeTarget } from '../recipes/schema.js';
+import { defaultQuant } from '../pipeline/build-spec.js';
+import { UsageError } from '../util/errors.js';
+
+export type QuantScheme = 'int4' | 'int8' | 'ternary';
+export type QuantAlgo = 'rtn' | 'hqq' | 'gptq' | 'awq';
+
+export interface Scheme {
+  /** As written on the command line (lower-cased): the row label and the package folder name. */
+  name: string;
+  /** Every part spelled out (`int8` → `int8-rtn-b32`): two names with one canonical form build the same thing. */
+  canonical: string;
+  /** The quantization; null for the unquantized baseline. */
+  quant: { scheme: QuantScheme; algo: QuantAlgo; block_size: number; asym: boolean } | null;
+  /** Activations a baseline name asks for (fp32, fp16); otherwise the target's default. */
+  precision?: 'fp32' | 'fp16';
+}
+
+const SCHEMES: readonly QuantScheme[] = ['int4', 'int8', 'ternary'];
+const ALGOS: readonly QuantAlgo[] = ['rtn', 'hqq', 'gptq', 'awq'];
+const BASELINES = ['none', 'fp32', 'fp16'] as const;
+const DEFAULT_BLOCK = 32;
+
+const GRAMMAR = 'int4|int8|ternary, optionally -rtn|-hqq|-gptq|-awq, -b<16..256>, -asym (e.g. int4-gptq-b64); or fp32, fp16, none';
+
+export function parseScheme(raw: string): Scheme {
+  const name = raw.trim().toLowerCase();
+  const bad = (why: string) =>
+    new UsageError(`scheme "${raw}": ${why}`, { code: 'COMPARE_SCHEME', where: '--schemes', fix: `write schemes as ${GRAMMAR}` });
+  if (!/^[a-z0-9-]+$/.test(name)) throw bad('only letters, digits and "-" are allowed');
+  const [head, ...rest] = name.split('-');
+  if ((BASELINES as readonly string[]).includes(head)) {
+    if (rest.length) throw bad(`the unquantized baseline takes no suffixes (${rest.join('-')})`);
+    const precision = head === 'none' ? undefined : (head as 'fp32' | 'fp16');
+    return { name, canonical: head, quant: null, precision };
+  }
+  if (!(SCHEMES as readonly string[]).includes(head)) throw bad(`unknown scheme ${head}`);
+  const scheme = head as QuantScheme;
+  let algo: QuantAlgo | undefined;
+  let block: number | undefined;
+  let asym = false;
+  for (const [i, part] of rest.entries()) {
+    if ((ALGOS as readonly string[]).includes(part)) {
+      // The algorithm comes first, right after the scheme, so each name has one spelling order.
+      if (i !== 0) throw bad(`the algorithm (${part}) must follow the scheme directly`);
+      algo = part as QuantAlgo;
+    } else if (/^b\d+$/.test(part)) {
+      if (block !== undefined) throw bad('the block size is given twice');
+      block = Number(part.slice(1));
+      if (!(block >= 16 && block <= 256 && (block & (block - 1)) === 0)) throw bad(`block size ${block} is not a power of two in 16..256`);
+    } else if (part === 'asym') {
+      if (asym) throw bad('-asym is given twice');
+      // Ternary codes have a fixed zero point (2); the quantizer would ignore the flag, so refuse it here.
+      if (scheme === 'ternary') throw bad('ternary has a fixed zero point, so -asym does not apply');
+      asym = true;
+    } else {
+      throw bad(`unknown part "${part}"`);
+    }
+  }
+  const quant = { scheme, algo: algo ?? 'rtn', block_size: block ?? DEFAULT_BLOCK, asym };
+  return { name, canonical: [scheme, quant.algo, `b${quant.block_size}`, ...(asym ? ['asym'] : [])].join('-'), quant };
+}
+
+/** Parses `a,b,c` lists (several --schemes flags are joined); refuses an empty list and duplicates. */
+export function parseSchemeList(lists: string | readonly string[]): Scheme[] {
+  const names = (typeof lists === 'string' ? [lists] : lists).flatMap((l) => l.split(',')).map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) {
+    throw new UsageError('no schemes to compare', { code: 'COMPARE_NO_SCHEMES', fix: 'pass --schemes int4-rtn,int8,fp32 (for example)' });
+  }
+  const out: Scheme[] = [];
+  for (const n of names) {
+    const s = parseScheme(n);
+    const twin = out.find((o) => o.canonical === s.canonical);
+    if (twin) {
+      throw new UsageError(`schemes "${twin.name}" and "${s.name}" are the same build`, {
+        code: 'COMPARE_DUPLICATE_SCHEME',
+        where: '--schemes',
+        fix: 'list each scheme once',
+      });
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+/**
+ * The recipe target one variant is built with: the recipe's entry for that target (its exclude patterns, overrides,
+ * embeddings mode, accuracy level and calibration stay) with the scheme's quantization on top. Gates and the size
+ * budget are left out so that every variant is packaged; compare reports them instead of enforcing them.
+ */
+export function variantTarget(base: RecipeTarget, s: Scheme): RecipeTarget {
+  const q: QuantOptions = base.quant ?? defaultQuant();
+  const t: RecipeTarget = { target: base.target };
+  const precision = s.precision ?? base.precision;
+  if (precision) t.precision = precision;
+  t.quant = s.quant ? { ...q, ...s.quant } : { ...q, scheme: 'none' };
+  return t;
+}
