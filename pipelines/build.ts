@@ -103,7 +103,7 @@ export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'sp
         const convert = await stage<ConvertResult>(convertStage({ model, source, plan, recipe: spec.recipe, tool, python: req.python }), task, ids);
         current = 'quantize';
         const needsQuant = plan.quant && !convert.record.result.quantized;
-        const quantized = needsQuant ? await stage<QuantizeResult>(quantizeStage({ model, convert, plan }), task, ids) : undefined;
+        const quantized = needsQuant ? await stage<QuantizeResult>(quantizeStage({ model, convert, plan, resolvePath: spec.resolvePath }), task, ids) : undefined;
         const modelDir = quantized?.dir ?? convert.dir;
         let validation: ValidateResult | undefined;
         if (spec.recipe.validation) {

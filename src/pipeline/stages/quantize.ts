@@ -1,8 +1,9 @@
 // The quantize stage: model folder → model folder with MatMulNBits / GatherBlockQuantized weights (src/quant), plus
 // the converted folder's genai_config.json and tokenizer files. Weights stream from external data one at a time.
 import { constants } from 'node:fs';
-import { copyFile, readdir } from 'node:fs/promises';
+import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CalibrationSource } from '../../quant/calibration.js';
 import type { SchemeName } from '../../quant/formats/codec.js';
 import type { AlgoName } from '../../quant/kernel.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
@@ -15,18 +16,26 @@ export interface QuantizeResult {
   warnings: string[];
 }
 
-export function quantizeStage(input: { model: string; convert: StageOutcome<ConvertResult>; plan: TargetPlan }): StageDefinition<QuantizeResult> {
+export function quantizeStage(input: {
+  model: string;
+  convert: StageOutcome<ConvertResult>;
+  plan: TargetPlan;
+  resolvePath: (p: string) => string;
+}): StageDefinition<QuantizeResult> {
   const q = input.plan.quant!;
+  const c = q.calibration;
   return {
     name: 'quantize',
     version: 1,
     model: input.model,
     inputs: { model: input.convert.key },
-    options: q,
+    // Calibration files are named by resolved path (their content is fixed for a build, like validation data).
+    options: { ...q, calibration: c && { ...c, tokens: c.tokens && input.resolvePath(c.tokens), text: c.text && input.resolvePath(c.text) } },
     run: async (ctx) => {
       const { loadModel, saveModel } = await import('../../onnx/model-file.js');
       const { quantizeModel } = await import('../../quant/quantize-model.js');
       const model = await loadModel(join(input.convert.dir, 'model.onnx'));
+      const calibration = q.algo === 'gptq' ? await calibrationFor(input.convert.dir, q, input.resolvePath, ctx.signal) : undefined;
       // An override to `none` keeps those nodes in float: the quantizer spells that as an exclude pattern.
       const keepFloat = q.overrides.filter((o) => o.scheme === 'none').map((o) => o.pattern);
       // The quantizer validates algorithm names itself (an algorithm it lacks is an error, never a silent fallback).
@@ -42,6 +51,7 @@ export function quantizeStage(input: { model: string; convert: StageOutcome<Conv
           .filter((o) => o.scheme !== 'none')
           .map((o) => ({ pattern: o.pattern, scheme: o.scheme as SchemeName, algo: o.algo as AlgoName | undefined, blockSize: o.block_size })),
         embeddings: q.embeddings,
+        calibration,
         onProgress: (p) => ctx.progress({ done: p.done, total: p.total, unit: 'tensors', message: p.item }),
       });
       await saveModel(r.model, join(ctx.outDir, 'model.onnx'), {
@@ -53,4 +63,40 @@ export function quantizeStage(input: { model: string; convert: StageOutcome<Conv
       return { passes: r.reports.map(({ pass, modified, stats }) => ({ pass, modified, stats })), warnings: r.warnings };
     },
   };
+}
+
+/**
+ * GPTQ's calibration token sequences: the recipe's tokens file or text file (tokenized with the model's tokenizer),
+ * or — when none is given — sequences sampled (seeded) from the unquantized model itself, so GPTQ needs no dataset.
+ */
+async function calibrationFor(
+  modelDir: string,
+  q: NonNullable<TargetPlan['quant']>,
+  resolvePath: (p: string) => string,
+  signal?: AbortSignal,
+): Promise<CalibrationSource> {
+  const { tokenCalibration } = await import('../../quant/calibration.js');
+  const c = q.calibration ?? { samples: 16, sequence_length: 128 };
+  if (c.tokens || c.text) {
+    const { loadEvalInput } = await import('../../eval/inputs.js');
+    const loaded = await loadEvalInput(c.tokens ? { tokens: resolvePath(c.tokens) } : { text: resolvePath(c.text!), splitRows: true }, {
+      tokenizerDir: modelDir,
+    });
+    const seqs = loaded.sequences.slice(0, c.samples).map((s) => Array.from(s.subarray(0, c.sequence_length)));
+    return tokenCalibration(seqs, loaded.description);
+  }
+  const { DecoderSession } = await import('../../runtime/decoder-session.js');
+  const { sampleSequences } = await import('../../eval/sample.js');
+  const session = await DecoderSession.open(modelDir);
+  try {
+    const cfg = JSON.parse(await readFile(join(modelDir, 'genai_config.json'), 'utf8')) as { model?: { bos_token_id?: number; context_length?: number } };
+    const length = Math.min(c.sequence_length, cfg.model?.context_length ?? c.sequence_length);
+    const seqs = await sampleSequences(session, { sequences: c.samples, length, seed: 1, bos: cfg.model?.bos_token_id ?? 1, signal });
+    return tokenCalibration(
+      seqs.map((s) => Array.from(s)),
+      `${c.samples} sequences of ${length} tokens sampled from the unquantized model (seed 1)`,
+    );
+  } finally {
+    await session.release();
+  }
 }
