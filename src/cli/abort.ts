@@ -1,28 +1,35 @@
-// Ctrl-C handling for long commands: the first SIGINT aborts the work through an AbortSignal (stages stop, child
-// processes are killed, temporary folders removed); a second one exits at once.
+// Ctrl-C handling for long commands: the first SIGINT aborts the work through an AbortSignal (the running stage
+// stops, its temporary folder is removed, child processes are killed); a second one, a second or more later, exits
+// at once. One Ctrl-C in a terminal reaches us more than once (directly, and relayed by pnpm/tsx), hence the window.
+import { removeActiveTempDirs } from '../pipeline/stage.js';
 import { StageError } from '../util/errors.js';
+
+const RELAY_WINDOW_MS = 1000;
 
 export async function withAbortOnSigint<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  let interrupts = 0;
+  let firstAt = 0;
   const onSigint = () => {
-    interrupts++;
-    if (interrupts === 1) {
+    if (!firstAt) {
+      firstAt = Date.now();
       process.stderr.write('\ninterrupted: stopping (press Ctrl-C again to exit at once)\n');
-      controller.abort(new StageError('INTERRUPTED', 'interrupted by Ctrl-C; finished stages are kept and the next run resumes'));
-    } else {
+      const reason = new StageError('INTERRUPTED', 'interrupted by Ctrl-C; finished stages are kept and the next run resumes');
+      reason.exitCode = 130;
+      controller.abort(reason);
+    } else if (Date.now() - firstAt > RELAY_WINDOW_MS) {
+      removeActiveTempDirs();
       process.exit(130);
     }
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   try {
-    return await work(controller.signal);
+    const result = await work(controller.signal);
+    // Work that reports failures instead of throwing (build targets) still ends as an interruption.
+    if (controller.signal.aborted) throw controller.signal.reason;
+    return result;
   } catch (e) {
-    if (controller.signal.aborted) {
-      process.exitCode = 130;
-      throw controller.signal.reason;
-    }
+    if (controller.signal.aborted) throw controller.signal.reason;
     throw e;
   } finally {
     process.off('SIGINT', onSigint);

@@ -62,6 +62,8 @@ export function reportError(e: unknown, verbose: boolean): number {
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
   main(hideBin(process.argv)).then((code) => {
+    // Interrupted: stage work that does not watch the signal may still be running; end it with the process.
+    if (code === 130) process.exit(130);
     process.exitCode = code;
   });
 }

@@ -3,6 +3,7 @@
 // stage.json recording what made it. A folder with a stage.json is a finished stage; anything else is debris of an
 // interrupted run and is removed.
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StageError, isPhiForgeError } from '../util/errors.js';
@@ -88,7 +89,10 @@ export async function runStage<R>(def: StageDefinition<R>, opts: RunStageOptions
   const t0 = performance.now();
   try {
     opts.signal?.throwIfAborted();
-    const result = await def.run({ outDir: tmp, progress: (p) => opts.onProgress?.(p), signal: opts.signal });
+    activeTempDirs.add(tmp);
+    // Ctrl-C ends the stage at once, even while its work (which may not watch the signal) is still running: the
+    // temporary folder is removed below and the process exits after reporting.
+    const result = await raceAbort(def.run({ outDir: tmp, progress: (p) => opts.onProgress?.(p), signal: opts.signal }), opts.signal);
     const record: StageRecord<R> = {
       stage: def.name,
       key,
@@ -103,6 +107,7 @@ export async function runStage<R>(def: StageDefinition<R>, opts: RunStageOptions
     await writeFile(join(tmp, STAGE_FILE), JSON.stringify(record, null, 2) + '\n');
     // A folder without stage.json is not a finished stage (force, or debris copied in by hand): replace it.
     if (opts.force || !(await readStageRecord(dir))) await rm(dir, { recursive: true, force: true });
+    activeTempDirs.delete(tmp);
     try {
       await rename(tmp, dir);
     } catch (e) {
@@ -114,13 +119,34 @@ export async function runStage<R>(def: StageDefinition<R>, opts: RunStageOptions
     }
     return { dir, key, cached: false, record };
   } catch (e) {
+    activeTempDirs.delete(tmp);
     await rm(tmp, { recursive: true, force: true });
+    if (opts.signal?.aborted) throw opts.signal.reason;
     if (isPhiForgeError(e)) throw e;
     throw new StageError('STAGE_FAILED', `stage ${def.name} failed: ${(e as Error)?.message ?? String(e)}`, {
       where: `stage ${def.name}`,
       cause: e,
     });
   }
+}
+
+/** Temporary folders of stages now running, removed synchronously if the process is forced to exit. */
+const activeTempDirs = new Set<string>();
+
+/** Removes the temporary folders of running stages (for a forced exit; normal paths remove their own). */
+export function removeActiveTempDirs(): void {
+  for (const d of activeTempDirs) rmSync(d, { recursive: true, force: true });
+  activeTempDirs.clear();
+}
+
+function raceAbort<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 export async function readStageRecord<R>(dir: string): Promise<StageRecord<R> | undefined> {

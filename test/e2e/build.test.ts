@@ -105,6 +105,36 @@ describe('build tiny-phi (embedded default)', () => {
   });
 });
 
+describe('Ctrl-C', () => {
+  it('SIGINT to the process group (as a terminal sends it) stops the build at once: exit 130, no temp folders', async () => {
+    const art = join(work, 'sigint');
+    const convertDir = join(art, 'tiny-phi', 'convert');
+    // Through tsx directly: pnpm, when it gets the SIGINT itself, exits by the signal rather than with our code.
+    const tsx = join(ROOT, 'node_modules', '.bin', 'tsx');
+    const child = spawn(tsx, ['src/cli/main.ts', 'build', 'tiny-phi', '--target', 'cpu', '--artifacts', art, '--out', join(work, 'sigint-out')], {
+      cwd: ROOT,
+      env: { ...process.env, CI: 'true' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    let sawTemp = false;
+    for (let i = 0; i < 4000 && !sawTemp; i++) {
+      sawTemp = (await readdir(convertDir).catch(() => [] as string[])).some((n) => n.includes('.tmp-'));
+      if (!sawTemp) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(sawTemp).toBe(true);
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/interrupted by Ctrl-C/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect((await readdir(convertDir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    await expect(readdir(join(work, 'sigint-out'))).rejects.toThrow();
+  });
+});
+
 describe('build errors a user can cause', () => {
   it('a bad recipe exits 2 naming the file and the field', async () => {
     const f = join(work, 'bad-recipe.json');
