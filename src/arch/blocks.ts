@@ -1,46 +1,66 @@
 // Decoder pieces both families share, laid out per target: graph I/O and mask summary, embeddings, attention, LM head.
 import { attr } from '../onnx/ir.js';
-import { attentionMaskInfo, groupQueryAttention, rotaryEmbedding, type MaskInfo } from '../graph/attention.js';
+import { attentionMaskInfo, groupQueryAttention, positionIdsFromMask, rotaryEmbedding, type MaskInfo } from '../graph/attention.js';
 import { declareDecoderIo, type DecoderIo } from '../graph/io.js';
 import { linear, weightName } from '../graph/linear.js';
 import { concatenatedRotaryCaches, offsetPositionIds, selectedRotaryCaches, type CacheNames } from '../graph/rotary.js';
 import { linearWeight, plainWeight, type RowSlice } from '../graph/weights.js';
 import { ArchitectureError } from '../util/errors.js';
+import type { Target } from '../target/types.js';
 import type { BuildContext, DecoderConfig } from './types.js';
 
 export interface Prologue {
   io: DecoderIo;
   mask: MaskInfo;
   caches: CacheNames;
-  /** Position ids the RotaryEmbedding nodes read (DirectML layout only), offset for LongRoPE. */
+  /** Where q and k are rotated (see {@link rotaryPlacement}). */
+  rotary: RotaryPlacement;
+  /** Position ids the RotaryEmbedding nodes read (rotary in nodes only): the input (DirectML) or computed from the mask. */
   positionIds?: string;
 }
 
-/** Checks the limits of onnxruntime's GroupQueryAttention kernels up front, with a clear message. */
-export function checkAttentionShape(c: DecoderConfig, rotaryInAttention: boolean): void {
+/**
+ * - `attention`: GroupQueryAttention rotates q and k itself from the cos/sin caches (do_rotary=1), packed QKV.
+ * - `nodes`: com.microsoft RotaryEmbedding nodes rotate q and k before a GroupQueryAttention with do_rotary=0.
+ */
+export type RotaryPlacement = 'attention' | 'nodes';
+
+/**
+ * onnxruntime's GroupQueryAttention rotates in place only for head_size and rotary_dim multiples of 16 (every real
+ * Phi); small heads (stories260K: 8) and DirectML, which runs no rotary inside attention, rotate in nodes.
+ */
+export function rotaryPlacement(c: DecoderConfig, target: Target): RotaryPlacement {
+  if (target.graph === 'dml') return 'nodes';
+  return c.headSize % 16 === 0 && c.rotary.rotaryDim % 16 === 0 ? 'attention' : 'nodes';
+}
+
+/** Checks what no attention layout can run, up front, with a clear message. */
+export function checkAttentionShape(c: DecoderConfig): void {
   const where = `${c.architecture} config`;
   if (c.numHeads % c.kvHeads !== 0) {
     throw new ArchitectureError('ARCH_HEADS', `num_attention_heads ${c.numHeads} is not a multiple of num_key_value_heads ${c.kvHeads}`, { where });
   }
-  if (c.headSize % 16 !== 0) {
-    throw new ArchitectureError('ARCH_HEAD_SIZE', `head size ${c.headSize} is not a multiple of 16, which GroupQueryAttention requires`, {
+  if (c.headSize % 8 !== 0) {
+    throw new ArchitectureError('ARCH_HEAD_SIZE', `head size ${c.headSize} is not a multiple of 8, which GroupQueryAttention requires`, {
       where,
-      fix: 'use a checkpoint whose hidden_size / num_attention_heads is a multiple of 16',
+      fix: 'use a checkpoint whose hidden_size / num_attention_heads (or head_dim) is a multiple of 8',
     });
   }
-  if (rotaryInAttention && (c.rotary.rotaryDim % 16 !== 0 || c.rotary.rotaryDim > c.headSize)) {
-    throw new ArchitectureError('ARCH_ROTARY_DIM', `rotary dim ${c.rotary.rotaryDim} (partial_rotary_factor × head size ${c.headSize}) must be a multiple of 16 and at most the head size`, {
+  const r = c.rotary.rotaryDim;
+  if (r <= 0 || r % 2 !== 0 || r > c.headSize) {
+    throw new ArchitectureError('ARCH_ROTARY_DIM', `rotary dim ${r} (partial_rotary_factor × head size ${c.headSize}) must be even, positive and at most the head size`, {
       where,
-      fix: 'GroupQueryAttention reads cos/sin caches of rotary_dim/2 columns, which must be a multiple of 8',
+      fix: 'rotary embeddings rotate pairs of dimensions within a head: check partial_rotary_factor and head_dim in config.json',
     });
   }
 }
 
-/** Graph I/O, the attention-mask summary and the rotary caches, laid out for the target. */
+/** Graph I/O, the attention-mask summary, the rotary caches and (for rotary in nodes) position ids, laid out for the target. */
 export function prologue(ctx: BuildContext): Prologue {
   const { b, config: c, target, dtype } = ctx;
   const dml = target.graph === 'dml';
-  checkAttentionShape(c, !dml);
+  checkAttentionShape(c);
+  const rotary = rotaryPlacement(c, target);
   const io = declareDecoderIo(b, {
     layers: c.numLayers,
     kvHeads: c.kvHeads,
@@ -51,11 +71,15 @@ export function prologue(ctx: BuildContext): Prologue {
     positionIds: dml,
   });
   const mask = attentionMaskInfo(b, io.attentionMask);
-  if (!dml) return { io, mask, caches: selectedRotaryCaches(b, c.rotary, dtype, mask.totalLengthInt64) };
+  if (!dml) {
+    const caches = selectedRotaryCaches(b, c.rotary, dtype, mask.totalLengthInt64);
+    const positionIds = rotary === 'nodes' ? positionIdsFromMask(b, io.inputIds, mask) : undefined;
+    return { io, mask, caches, rotary, positionIds };
+  }
   const caches = concatenatedRotaryCaches(b, c.rotary, dtype);
   const lr = c.rotary.longRope;
   const positionIds = lr ? offsetPositionIds(b, io.positionIds!, lr.originalLength) : io.positionIds!;
-  return { io, mask, caches, positionIds };
+  return { io, mask, caches, rotary, positionIds };
 }
 
 /**
@@ -114,11 +138,11 @@ function merge(parts: readonly RowSlice[]): RowSlice[] {
 }
 
 /**
- * Self-attention of layer `i` with its output projection. gqa-packed:
+ * Self-attention of layer `i` with its output projection. Rotary in attention:
  * ```
  * x ─ qkv_proj (MatMul[, Add]) ─ GroupQueryAttention(rotary inside) ─ o_proj ─▶
  * ```
- * dml:
+ * Rotary in nodes (DirectML; small heads):
  * ```
  * x ─ q_proj ─ q_rotary/RotaryEmbedding ─┐
  * x ─ k_proj ─ k_rotary/RotaryEmbedding ─┼─ GroupQueryAttention ─ o_proj ─▶
@@ -133,7 +157,7 @@ export function attentionBlock(
   qkv: QkvSource,
   out: { weight: RowSlice[]; bias?: RowSlice[] },
 ): string {
-  const { b, config: c, src, dtype, target } = ctx;
+  const { b, config: c, src, dtype } = ctx;
   const base = `/model/layers.${i}/attn`;
   const proj = (name: string, w: RowSlice[], bias?: RowSlice[]): string => {
     const path = `${base}/${name}`;
@@ -155,7 +179,7 @@ export function attentionBlock(
     mask: pro.mask,
   };
   let attnOut: string;
-  if (target.graph === 'gqa-packed') {
+  if (pro.rotary === 'attention') {
     const bias = qkv.qBias ? [...qkv.qBias, ...qkv.kBias!, ...qkv.vBias!] : undefined;
     const packed = proj('qkv_proj', [...qkv.q, ...qkv.k, ...qkv.v], bias);
     attnOut = groupQueryAttention(b, base, { ...gqa, doRotary: true }, { q: packed, ...kv, cos: pro.caches.cos, sin: pro.caches.sin });

@@ -47,15 +47,12 @@ export interface ConvertResult {
   initializers: number;
 }
 
-/** Larger than any Constant node value the builder makes (≤ 4 int64), smaller than any initializer (≥ 16 floats). */
-const CONSTANT_INLINE_BYTES = 64;
-
 const PRECISION_DTYPE: Record<Precision, FloatDtype> = { fp32: DataType.FLOAT, fp16: DataType.FLOAT16 };
 
 /**
  * Converts a checkpoint folder. The graph is built first with lazy initializers (no weight read); saveModel then
  * asks for each initializer in turn, which reads its checkpoint rows, transposes/casts them and appends them to
- * model.onnx.data — peak memory is about one output tensor.
+ * model.onnx.data in chunks — peak memory is about the largest weight in its stored dtype plus one 64 MiB chunk.
  */
 export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertResult> {
   const target = getTarget(opts.target ?? 'cpu');
@@ -81,11 +78,11 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
     assertGenaiConfigKeys(config);
     await mkdir(outDir, { recursive: true });
     const initializers = built.model.graph.initializers.length;
-    // Every initializer goes to model.onnx.data (the genai layout); the threshold only keeps the Constant nodes'
-    // few-int64 values inline, because onnxruntime reads those during shape inference, before external data.
+    // Every initializer goes to model.onnx.data (the genai layout), however small; saveModel keeps the Constant
+    // nodes' values inline. Chunked weights stream: peak memory is one weight's input plus one output chunk.
     await saveModel(built.model, join(outDir, 'model.onnx'), {
       externalData: 'model.onnx.data',
-      sizeThreshold: CONSTANT_INLINE_BYTES,
+      sizeThreshold: 0,
       onProgress: (p) => opts.onProgress?.({ tensor: p.tensor, tensors: p.tensors, totalTensors: p.totalTensors, bytes: p.bytes, totalBytes: p.totalBytes }),
     });
 

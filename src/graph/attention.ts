@@ -1,4 +1,5 @@
-// Attention builders: the attention-mask summary GroupQueryAttention reads, GroupQueryAttention itself, RotaryEmbedding.
+// Attention builders: the attention-mask summary GroupQueryAttention reads, position ids derived from it,
+// GroupQueryAttention itself, RotaryEmbedding.
 import { attr } from '../onnx/ir.js';
 import { DataType } from '../onnx/dtype.js';
 import { MS_DOMAIN, type GraphBuilder } from './builder.js';
@@ -10,6 +11,8 @@ export interface MaskInfo {
   totalSeqLen: string;
   /** The same total length as an int64 scalar (for the LongRoPE cache switch). */
   totalLengthInt64: string;
+  /** int64 [batch]: tokens seen so far (past + current), per sequence: seqlens_k + 1. */
+  tokensInt64: string;
 }
 
 /**
@@ -33,7 +36,28 @@ export function attentionMaskInfo(b: GraphBuilder, attentionMask: string): MaskI
   const shape = b.op1('Shape', `${base}/Shape`, [attentionMask]);
   const total = b.op1('Gather', `${base}/Gather`, [shape, b.int64(1)], { attrs: [attr.int('axis', 0)] });
   const totalSeqLen = b.op1('Cast', `${base}/Gather/Cast`, [total], { attrs: [attr.int('to', DataType.INT32)] });
-  return { seqlensK, totalSeqLen, totalLengthInt64: total };
+  return { seqlensK, totalSeqLen, totalLengthInt64: total, tokensInt64: sum };
+}
+
+/**
+ * Position ids [batch, seq] for graphs without a `position_ids` input that rotate outside GroupQueryAttention:
+ * each row continues from the tokens it has seen, as GroupQueryAttention's own rotary numbers them (a first prompt,
+ * right-padded or not, starts at 0; a later step at seqlens_k + 1 − seq).
+ * ```
+ * input_ids ─ Shape ─ Gather(1) ─▶ seq
+ * tokens seen [batch] ─ Sub(seq) ─ Max(0) ─ Unsqueeze(1) ─┐
+ * Range(0, seq, 1) ───────────────────────────────────── Add ─▶ position ids [batch, seq]
+ * ```
+ */
+export function positionIdsFromMask(b: GraphBuilder, inputIds: string, mask: MaskInfo): string {
+  const base = '/model/pos_ids_from_mask';
+  const shape = b.op1('Shape', `${base}/Shape`, [inputIds]);
+  const seq = b.op1('Gather', `${base}/Gather`, [shape, b.int64(1)], { attrs: [attr.int('axis', 0)] });
+  const past = b.op1('Sub', `${base}/Sub`, [mask.tokensInt64, seq]);
+  const start = b.op1('Max', `${base}/Max`, [past, b.int64(0)]);
+  const column = b.op1('Unsqueeze', `${base}/Unsqueeze`, [start, b.int64([1])]);
+  const steps = b.op1('Range', `${base}/Range`, [b.int64(0), seq, b.int64(1)]);
+  return b.op1('Add', `${base}/Add`, [column, steps]);
 }
 
 export interface GqaParams {

@@ -1,7 +1,7 @@
 // Lazy weight tensors made from checkpoint tensors: row slices concatenated, transposed to MatMul's [in, out], cast to
-// the activation dtype. Nothing is read until the writer asks for the bytes, and then only in row chunks.
+// the activation dtype. Nothing is read until the writer asks for the bytes, which come in chunks of output rows.
 import { DataType, dataTypeName } from '../onnx/dtype.js';
-import { Tensor, float32ToFloat16Bits, toFloat32, viewBytes } from '../onnx/tensor.js';
+import { Tensor, float16Table, float32ToFloat16Bits, toFloat32, viewBytes } from '../onnx/tensor.js';
 import { CheckpointError } from '../util/errors.js';
 import type { FloatDtype } from './builder.js';
 
@@ -25,8 +25,19 @@ export interface RowSlice {
   rows?: readonly [number, number];
 }
 
-/** Bytes read per chunk: large enough to stream fast, small enough not to matter next to the output buffer. */
-const CHUNK_BYTES = 32 << 20;
+/** Bytes read from the checkpoint per call: large enough to stream fast, small next to the tensors. */
+const READ_BYTES = 32 << 20;
+
+/**
+ * Bytes of output per chunk a weight yields: the writer holds one chunk at a time, so a 2.5 GB fp32 LM head costs
+ * its (bf16) input plus 64 MiB, not its whole output.
+ */
+export const OUTPUT_CHUNK_BYTES = 64 << 20;
+
+export interface WeightOptions {
+  /** Output bytes per chunk (default {@link OUTPUT_CHUNK_BYTES}); at least one output row. */
+  chunkBytes?: number;
+}
 
 function info(src: WeightSource, name: string): SourceTensorInfo {
   const i = src.info(name);
@@ -77,17 +88,16 @@ function sliceRange(src: WeightSource, s: RowSlice): [number, number] {
   return [a, b];
 }
 
-/** Calls `each(firstRow, rowsAsFloat32)` over the rows of a slice, a chunk at a time. */
-async function forEachChunk(
-  src: WeightSource,
-  s: RowSlice,
-  each: (row: number, data: Float32Array) => void,
-): Promise<void> {
+function bytesPerElement(dataType: number): number {
+  return dataType === DataType.FLOAT ? 4 : 2;
+}
+
+/** Raw rows of a slice, READ_BYTES at a time: `{ row, raw }` with `row` the slice-relative first row. */
+async function* readChunks(src: WeightSource, s: RowSlice): AsyncGenerator<{ row: number; raw: Uint8Array }> {
   const i = info(src, s.tensor);
-  const cols = colsOf(i.dims);
   const [a, b] = sliceRange(src, s);
-  const bytesPerRow = Math.max(1, cols * (i.dataType === DataType.FLOAT ? 4 : 2));
-  const step = Math.max(1, Math.floor(CHUNK_BYTES / bytesPerRow));
+  const bytesPerRow = Math.max(1, colsOf(i.dims) * bytesPerElement(i.dataType));
+  const step = Math.max(1, Math.floor(READ_BYTES / bytesPerRow));
   for (let r = a; r < b; r += step) {
     const end = Math.min(b, r + step);
     const raw = await src.readRows(s.tensor, r, end);
@@ -97,8 +107,25 @@ async function forEachChunk(
         fix: 'the safetensors file is truncated: download it again',
       });
     }
-    each(r, toFloat32(raw, i.dataType, s.tensor));
+    yield { row: r - a, raw };
   }
+}
+
+/** A slice held in memory in its stored dtype (bf16 stays 2 bytes per value: half of float32). */
+interface HeldSlice {
+  dataType: number;
+  rows: number;
+  values: Float32Array | Uint16Array;
+}
+
+async function hold(src: WeightSource, s: RowSlice): Promise<HeldSlice> {
+  const i = info(src, s.tensor);
+  const [a, b] = sliceRange(src, s);
+  const cols = colsOf(i.dims);
+  const values = i.dataType === DataType.FLOAT ? new Float32Array((b - a) * cols) : new Uint16Array((b - a) * cols);
+  const bytes = viewBytes(values);
+  for await (const { row, raw } of readChunks(src, s)) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT);
+  return { dataType: i.dataType, rows: b - a, values };
 }
 
 /** Encodes float32 values in the activation dtype. */
@@ -106,19 +133,38 @@ export function encodeFloats(values: Float32Array, dtype: FloatDtype): Uint8Arra
   return dtype === DataType.FLOAT ? viewBytes(values) : viewBytes(float32ToFloat16Bits(values));
 }
 
-function allocOut(dtype: FloatDtype, n: number): Float32Array | Uint16Array {
-  return dtype === DataType.FLOAT ? new Float32Array(n) : new Uint16Array(n);
+/** Rows of `width` values per output chunk. */
+function rowsPerChunk(width: number, opts: WeightOptions): number {
+  return Math.max(1, Math.floor((opts.chunkBytes ?? OUTPUT_CHUNK_BYTES) / (Math.max(1, width) * 4)));
 }
 
-function chunkIn(dtype: FloatDtype, f: Float32Array): Float32Array | Uint16Array {
-  return dtype === DataType.FLOAT ? f : float32ToFloat16Bits(f);
+/**
+ * Writes rows [i0, i1) of the transpose of `p` ([rows, inDim] → [inDim, rows]) into `band` ([i1 − i0, outDim]) at
+ * column `col0`, decoding the stored dtype. Tiled by 64 source rows, so the cache lines read for feature i serve
+ * features i+1.. too and for each feature the tile lands contiguously in its output row.
+ */
+function transposeInto(band: Float32Array, p: HeldSlice, inDim: number, outDim: number, col0: number, i0: number, i1: number): void {
+  const v = p.values;
+  const bits = new Uint32Array(band.buffer, band.byteOffset, band.length);
+  const f16 = p.dataType === DataType.FLOAT16 ? float16Table() : undefined;
+  for (let r0 = 0; r0 < p.rows; r0 += 64) {
+    const r1 = Math.min(p.rows, r0 + 64);
+    for (let i = i0; i < i1; i++) {
+      const at = (i - i0) * outDim + col0;
+      // One loop per stored dtype keeps the inner loop free of calls and branches.
+      if (p.dataType === DataType.FLOAT) for (let r = r0; r < r1; r++) band[at + r] = v[r * inDim + i];
+      else if (f16) for (let r = r0; r < r1; r++) band[at + r] = f16[v[r * inDim + i]];
+      else for (let r = r0; r < r1; r++) bits[at + r] = v[r * inDim + i] << 16; // bf16: the high half of float32
+    }
+  }
 }
 
 /**
  * A MatMul weight [in, out]: the row slices of [out_i, in] checkpoint tensors stacked (packed QKV, split gate/up) and
- * transposed, as ONNX MatMul wants. Shapes are checked now; bytes are made when written.
+ * transposed, as ONNX MatMul wants, cast to the activation dtype. Shapes are checked now; bytes are made when written,
+ * in chunks of output rows: the input is held in its stored dtype, plus one output chunk.
  */
-export function linearWeight(src: WeightSource, name: string, parts: readonly RowSlice[], dtype: FloatDtype): Tensor {
+export function linearWeight(src: WeightSource, name: string, parts: readonly RowSlice[], dtype: FloatDtype, opts: WeightOptions = {}): Tensor {
   const inDim = colsOf(info(src, parts[0].tensor).dims);
   let outDim = 0;
   const offsets: number[] = [];
@@ -134,34 +180,26 @@ export function linearWeight(src: WeightSource, name: string, parts: readonly Ro
     offsets.push(outDim);
     outDim += b - a;
   }
-  return Tensor.lazy(name, dtype, [inDim, outDim], async () => {
-    const out = allocOut(dtype, inDim * outDim);
-    for (let k = 0; k < parts.length; k++) {
-      const col0 = offsets[k] - (parts[k].rows?.[0] ?? 0);
-      await forEachChunk(src, parts[k], (row, f) => {
-        const data = chunkIn(dtype, f);
-        const nr = data.length / inDim;
-        const base0 = col0 + row;
-        // Tiled transpose: 64 source rows at a time, so the cache lines read for feature i serve features i+1.. too;
-        // for each feature the tile's rows land contiguously in the output row.
-        for (let r0 = 0; r0 < nr; r0 += 64) {
-          const r1 = Math.min(nr, r0 + 64);
-          for (let i = 0; i < inDim; i++) {
-            const base = i * outDim + base0;
-            for (let r = r0; r < r1; r++) out[base + r] = data[r * inDim + i];
-          }
-        }
-      });
+  const step = rowsPerChunk(outDim, opts);
+  return Tensor.lazyChunks(name, dtype, [inDim, outDim], async function* () {
+    const held: HeldSlice[] = [];
+    for (const p of parts) held.push(await hold(src, p));
+    const band = new Float32Array(Math.min(step, inDim) * outDim);
+    const half = dtype === DataType.FLOAT16 ? new Uint16Array(band.length) : undefined;
+    for (let i0 = 0; i0 < inDim; i0 += step) {
+      const i1 = Math.min(inDim, i0 + step);
+      held.forEach((p, k) => transposeInto(band, p, inDim, outDim, offsets[k], i0, i1));
+      const n = (i1 - i0) * outDim;
+      yield half ? viewBytes(float32ToFloat16Bits(band.subarray(0, n), half.subarray(0, n))) : viewBytes(band.subarray(0, n));
     }
-    return viewBytes(out);
   });
 }
 
 /**
  * A tensor copied as stored (embeddings [vocab, hidden], norm weights, biases), or several 1-D slices concatenated
- * (a packed QKV bias), cast to the activation dtype.
+ * (a packed QKV bias), cast to the activation dtype; streamed in chunks of rows as read.
  */
-export function plainWeight(src: WeightSource, name: string, parts: readonly RowSlice[], dtype: FloatDtype): Tensor {
+export function plainWeight(src: WeightSource, name: string, parts: readonly RowSlice[], dtype: FloatDtype, opts: WeightOptions = {}): Tensor {
   const first = info(src, parts[0].tensor).dims;
   let rows = 0;
   const cols = colsOf(first);
@@ -177,16 +215,18 @@ export function plainWeight(src: WeightSource, name: string, parts: readonly Row
     rows += b - a;
   }
   const dims = first.length <= 1 ? [rows] : [rows, ...first.slice(1)];
-  return Tensor.lazy(name, dtype, dims, async () => {
-    const out = allocOut(dtype, rows * cols);
-    let at = 0;
+  const step = rowsPerChunk(cols, opts);
+  return Tensor.lazyChunks(name, dtype, dims, async function* () {
     for (const p of parts) {
-      await forEachChunk(src, p, (_row, f) => {
-        out.set(chunkIn(dtype, f), at);
-        at += f.length;
-      });
+      const dataType = info(src, p.tensor).dataType;
+      for await (const { raw } of readChunks(src, p)) {
+        const f = toFloat32(raw, dataType, p.tensor);
+        for (let at = 0; at < f.length; at += step * cols) {
+          const piece = f.subarray(at, Math.min(f.length, at + step * cols));
+          yield dtype === DataType.FLOAT ? viewBytes(piece) : viewBytes(float32ToFloat16Bits(piece));
+        }
+      }
     }
-    return viewBytes(out);
   });
 }
 

@@ -5,7 +5,7 @@ import { AtomicFileWriter, writeFileAtomic } from '../util/atomic-fs.js';
 import { OnnxError } from '../util/errors.js';
 import { checkUnknownFields, decodeModel, prepareModelEncode } from './codec.js';
 import { DataType } from './dtype.js';
-import type { Attribute, Graph, Model } from './ir.js';
+import type { Attribute, Graph, Model, Node } from './ir.js';
 import type { Tensor, TensorSource } from './tensor.js';
 
 /** Protobuf messages (and onnxruntime) stop at 2 GiB − 1 bytes; bigger models need external data. */
@@ -83,8 +83,8 @@ interface PlannedTensor {
 
 /**
  * Writes `model` to `path`, streaming every tensor of at least `sizeThreshold` bytes (initializers and tensor
- * attributes, in the main graph and all subgraphs) one at a time into one data file, smallest first, at aligned
- * offsets. Peak memory is about one tensor. Both files are written under temporary names and renamed into place,
+ * attributes other than Constant nodes' values, in the main graph and all subgraphs) one at a time into one data
+ * file, smallest first, at aligned offsets. Peak memory is about one tensor, or one piece of a chunked lazy tensor. Both files are written under temporary names and renamed into place,
  * the data file first and the .onnx last, so an interrupted save never leaves a complete-looking model.
  * Saving over the model's own files works: tensors are read from the old files before they are replaced. The model
  * passed in is not changed — but after an in-place save its external tensors point at the rewritten data file, so
@@ -148,6 +148,8 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
         if (src.kind === 'external') {
           chunk ??= new Uint8Array(COPY_CHUNK_BYTES);
           await copyRange(src.path, src.offset, src.length, p.tensor.name, writer, chunk);
+        } else if (src.kind === 'lazy' && src.chunks) {
+          await writeChunks(p, src.chunks(), writer);
         } else {
           const bytes = await p.tensor.bytes();
           if (bytes.byteLength !== p.length) {
@@ -184,6 +186,21 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
   } catch (e) {
     await writer?.abort();
     throw e;
+  }
+}
+
+/** Streams a chunked lazy tensor: each piece is written before the next is asked for (so producers may reuse buffers). */
+async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, writer: AtomicFileWriter): Promise<void> {
+  let n = 0;
+  for await (const piece of chunks) {
+    n += piece.byteLength;
+    if (n > p.length) break;
+    await writer.write(piece);
+  }
+  if (n !== p.length) {
+    throw new OnnxError('ONNX_TENSOR_SIZE', `tensor produced ${n > p.length ? 'more than ' : ''}${n} bytes, expected ${p.length}`, {
+      where: `tensor ${p.tensor.name}`,
+    });
   }
 }
 
@@ -258,6 +275,10 @@ function layout(tensors: readonly Tensor[]): PlannedTensor[] {
   });
 }
 
+function isConstantNode(n: Node): boolean {
+  return (n.domain === '' || n.domain === 'ai.onnx') && (n.opType === 'Constant' || n.opType === 'ConstantOfShape');
+}
+
 /**
  * Every distinct tensor of the model. `movable` ones may go to external data: initializers and tensor attributes
  * of the main graph, its subgraphs and the training graphs (what onnxruntime loads from external data). `pinned`
@@ -278,7 +299,9 @@ function collectTensors(model: Model): { movable: Tensor[]; pinned: Tensor[] } {
       add(s.values, false);
       add(s.indices, false);
     }
-    for (const n of g.nodes) visitAttributes(n.attributes, canMove);
+    // A Constant node's value stays inline: onnxruntime's shape inference reads it (e.g. as a ReduceSum's axes) before
+    // any external data is loaded, and fails on an external one (onnx's own save keeps attributes inline too).
+    for (const n of g.nodes) visitAttributes(n.attributes, canMove && !isConstantNode(n));
   };
   const visitAttributes = (attrs: readonly Attribute[], canMove: boolean) => {
     for (const a of attrs) {

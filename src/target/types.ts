@@ -5,7 +5,9 @@ export type TargetId = 'cpu' | 'cuda' | 'dml' | 'mobile';
 
 /**
  * How attention is laid out in the graph.
- * - `gqa-packed`: one packed QKV MatMul, rotary inside GroupQueryAttention, LongRoPE caches picked by `If`.
+ * - `gqa-packed`: one packed QKV MatMul, rotary inside GroupQueryAttention, LongRoPE caches picked by `If`. Heads or
+ *   rotary dims GroupQueryAttention cannot rotate (not multiples of 16) fall back to the `dml` attention block with
+ *   position ids computed from the attention mask (no `position_ids` input): see src/arch/blocks.ts rotaryPlacement.
  * - `dml`: separate q/k/v MatMuls, com.microsoft RotaryEmbedding nodes fed by a `position_ids` input, LongRoPE
  *   caches concatenated and addressed by offset position ids (DirectML runs no `If`).
  */

@@ -20,6 +20,7 @@ import {
   tempDir,
   tinyCheckpoint,
   tokenSequence,
+  withHeadDim,
 } from '../helpers/build.js';
 import { loadReferenceModel, phi3Forward, phiForward, type ReferenceModel } from '../helpers/reference-forward.js';
 
@@ -39,10 +40,13 @@ interface Built {
 const cache = new Map<string, Promise<Built>>();
 const checkpoints = new Map<string, Promise<{ dir: string; config: Record<string, unknown>; ref: ReferenceModel }>>();
 
+/** `preset` is a synth preset, or `preset@N`: its tiny config with head size N. */
 function checkpoint(preset: string) {
   let p = checkpoints.get(preset);
   if (!p) {
-    p = tinyCheckpoint(preset, 7).then(async ({ dir, config }) => ({ dir, config, ref: await loadReferenceModel(dir) }));
+    const [name, head] = preset.split('@');
+    const config = head ? withHeadDim(name, Number(head)) : undefined;
+    p = tinyCheckpoint(name, 7, { config }).then(async ({ dir, config }) => ({ dir, config, ref: await loadReferenceModel(dir) }));
     checkpoints.set(preset, p);
   }
   return p;
@@ -55,7 +59,7 @@ function built(preset: string, target: TargetId = 'cpu', precision: 'fp32' | 'fp
   if (!p) {
     p = (async () => {
       const { dir, config, ref } = await checkpoint(preset);
-      const out = await tempDir(`phi-forge-onnx-${preset}-`);
+      const out = await tempDir(`phi-forge-onnx-${preset.replace('@', '-h')}-`);
       const result = await convertCheckpoint({ checkpointDir: dir, outDir: out, target, precision });
       const decoder = await OrtDecoder.open(join(out, 'model.onnx'), decoderShape(config));
       return { ckpt: dir, config, ref, result, decoder };
@@ -158,6 +162,64 @@ describe('DirectML layout (fp32, run on ORT CPU)', () => {
     const cos = m.graph!.initializer!.find((t) => t.name === 'cos_cache')!;
     // original 32 + max 128 rows, rotary_dim/2 columns.
     expect(cos.dims!.map(Number)).toEqual([32 + 128, Number(b.result.decoder.rotary.rotaryDim) / 2]);
+  });
+});
+
+// Heads GroupQueryAttention cannot rotate (head size or rotary dim not a multiple of 16): RotaryEmbedding nodes rotate
+// q and k, position ids come from the attention mask. stories260K (test/e2e) has head size 8 too.
+const SMALL_HEADS: { preset: string; what: string; short: number; long?: number }[] = [
+  { preset: 'phi-4-mini@16', what: 'head 16, partial rotary 12, GQA, LongRoPE, tied', short: 20, long: 48 },
+  { preset: 'phi-3-mini-4k@8', what: 'head 8, sliding window', short: 24, long: 50 },
+  { preset: 'phi-2@32', what: 'head 32, partial rotary 12, biases', short: 30 },
+];
+
+describe.each(SMALL_HEADS)('small heads: $preset ($what), fp32 cpu', ({ preset, short, long }) => {
+  it('rotates in RotaryEmbedding nodes before a GroupQueryAttention with do_rotary=0, without a position_ids input', async () => {
+    const b = await built(preset);
+    const m = decodeModel(await readFile(join(b.result.outDir, 'model.onnx')));
+    expect(m.graph!.input!.map((i) => i.name)).not.toContain('position_ids');
+    const node = (name: string) => m.graph!.node!.find((n) => n.name === name);
+    const gqa = node('/model/layers.1/attn/GroupQueryAttention')!;
+    expect(Number(gqa.attribute!.find((a) => a.name === 'do_rotary')!.i)).toBe(0);
+    const qRot = node('/model/layers.1/attn/q_rotary/RotaryEmbedding')!;
+    const kRot = node('/model/layers.1/attn/k_rotary/RotaryEmbedding')!;
+    const v = `/model/layers.1/attn/v_proj/${b.config.model_type === 'phi' ? 'Add' : 'MatMul'}/output_0`;
+    expect(gqa.input!.slice(0, 3)).toEqual([qRot.output![0], kRot.output![0], v]);
+    expect(gqa.input!.slice(7)).toEqual(['', '']);
+    expect(qRot.input![1]).toBe('/model/pos_ids_from_mask/Add/output_0');
+    expect(qRot.input!.slice(2)).toEqual(['cos_cache', 'sin_cache']);
+  });
+
+  it('matches the reference forward within 1e-4, and through the KV cache', async () => {
+    const b = await built(preset);
+    const ids = tokenSequence(short, vocab(b), 41);
+    const full = await b.decoder.full(ids);
+    expect(maxAbsDiff(full, reference(b, ids))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(await b.decoder.incremental(ids, 5), full)).toBeLessThan(1e-4);
+    if (long !== undefined) {
+      const longIds = tokenSequence(long, vocab(b), 42);
+      // A prefill past LongRoPE's original length, so every cached key was rotated with the long caches too.
+      const got = await b.decoder.incremental(longIds, 40);
+      expect(maxAbsDiff(got, reference(b, longIds))).toBeLessThan(1e-4);
+      if (b.result.variant.includes('longrope')) expect(maxAbsDiff(got, reference(b, longIds, 'short'))).toBeGreaterThan(1e-2);
+    }
+  });
+});
+
+describe('small heads in other layouts', () => {
+  it('fp16 (cuda layout) is close to the reference', async () => {
+    const b = await built('phi-4-mini@16', 'cuda', 'fp16');
+    const ids = tokenSequence(24, vocab(b), 43);
+    const got = await b.decoder.full(ids);
+    expect(maxAbsDiff(got, reference(b, ids))).toBeLessThan(0.05);
+    expect(maxAbsDiff(await b.decoder.incremental(ids, 4), got)).toBeLessThan(0.02);
+  });
+
+  it('DirectML keeps its position_ids input', async () => {
+    const b = await built('phi-3-mini-4k@8', 'dml', 'fp32');
+    expect(b.decoder.positionIds).toBe(true);
+    const ids = tokenSequence(40, vocab(b), 44);
+    expect(maxAbsDiff(await b.decoder.incremental(ids, 3), reference(b, ids))).toBeLessThan(1e-4);
   });
 });
 

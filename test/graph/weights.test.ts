@@ -87,6 +87,55 @@ describe('linearWeight', () => {
   });
 });
 
+/** Collects a chunked lazy tensor's pieces (copied: a producer may reuse its buffer). */
+async function pieces(t: Awaited<ReturnType<typeof linearWeight>>): Promise<Uint8Array[]> {
+  if (t.source.kind !== 'lazy' || !t.source.chunks) throw new Error(`${t.name} is not chunked`);
+  const out: Uint8Array[] = [];
+  for await (const c of t.source.chunks()) out.push(c.slice());
+  return out;
+}
+
+describe('chunked output', () => {
+  // q [5, 6], kv [4, 6] with values that say where they came from: 1000·tensor + 10·row + col.
+  const val = (k: number, r: number, c: number) => 1000 * k + 10 * r + c;
+  const grid = (k: number, rows: number) => Array.from({ length: rows * 6 }, (_, i) => val(k, Math.floor(i / 6), i % 6));
+
+  it.each([
+    ['fp32 from fp32', DataType.FLOAT, DataType.FLOAT],
+    ['fp32 from bf16', DataType.BFLOAT16, DataType.FLOAT],
+    ['fp16 from fp16', DataType.FLOAT16, DataType.FLOAT16],
+  ] as const)('linearWeight %s: output rows in chunks of at most chunkBytes, equal to one transpose', async (_n, stored, dtype) => {
+    const { src, stats } = memory({ q: { dims: [5, 6], values: grid(1, 5), dataType: stored }, kv: { dims: [4, 6], values: grid(2, 4), dataType: stored } });
+    // Output [6, 5 + 2] (q rows 0..5, kv rows 1..3): 7 values = 28 bytes per row; 64 bytes → 2 rows per chunk.
+    const t = linearWeight(src, 'w', [{ tensor: 'q' }, { tensor: 'kv', rows: [1, 3] }], dtype, { chunkBytes: 64 });
+    expect(t.dims).toEqual([6, 7]);
+    const got = await pieces(t);
+    const width = dtype === DataType.FLOAT ? 4 : 2;
+    expect(got.map((c) => c.byteLength)).toEqual([2, 2, 2].map((rows) => rows * 7 * width));
+    expect(stats.reads).toBe(2); // each source slice read once, not once per chunk
+    const joined = Buffer.concat(got);
+    const values = dtype === DataType.FLOAT ? new Float32Array(joined.buffer, joined.byteOffset, 42) : float16BitsToFloat32(new Uint16Array(joined.buffer, joined.byteOffset, 42));
+    const want: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      for (let r = 0; r < 5; r++) want.push(val(1, r, i));
+      for (let r = 1; r < 3; r++) want.push(val(2, r, i));
+    }
+    // fp32 and fp16 hold these integers (< 2048) exactly; bf16 keeps 8 significant bits (steps of 8 near 2000).
+    const tol = stored === DataType.BFLOAT16 ? 4 : 0;
+    [...values].forEach((v, j) => expect(Math.abs(v - want[j]), `element ${j}`).toBeLessThanOrEqual(tol));
+    expect(Buffer.compare(Buffer.from(await t.bytes()), joined)).toBe(0);
+  });
+
+  it('plainWeight streams rows in chunks too', async () => {
+    const { src } = memory({ e: { dims: [5, 6], values: grid(0, 5) } });
+    const t = plainWeight(src, 'e', [{ tensor: 'e' }], DataType.FLOAT, { chunkBytes: 48 }); // 2 rows of 24 bytes
+    const got = await pieces(t);
+    expect(got.map((c) => c.byteLength)).toEqual([48, 48, 24]);
+    const joined = Buffer.concat(got);
+    expect([...new Float32Array(joined.buffer, joined.byteOffset, 30)]).toEqual(grid(0, 5));
+  });
+});
+
 describe('plainWeight', () => {
   it('copies as stored and concatenates 1-D slices (packed bias)', async () => {
     const { src } = memory({ a: { dims: [2], values: [1, 2] }, b: { dims: [3], values: [3, 4, 5] } });

@@ -142,48 +142,36 @@ export function tokenSequence(length: number, vocab: number, seed = 1): number[]
 // Tiny checkpoints
 
 /**
- * onnxruntime's GroupQueryAttention needs head_size % 16 == 0 and rotary_dim % 16 == 0 (cos cache columns a multiple
- * of 8); every real Phi model satisfies both. The smallest head size ≥ `hd` that does, for a partial rotary factor.
+ * synth's tiny config for a preset with another head size (hidden_size = heads × headDim; LongRoPE factor lists
+ * resampled to the new rotary_dim/2): small heads exercise the builder's rotary-outside-attention layout.
  */
-export function gqaHeadDim(hd: number, prf: number): number {
-  for (let h = Math.ceil(hd / 16) * 16; h <= 512; h += 16) {
-    const rot = h * prf;
-    if (Math.abs(rot - Math.round(rot)) < 1e-9 && Math.round(rot) % 16 === 0) return h;
-  }
-  throw new Error(`no head size fits partial_rotary_factor ${prf}`);
-}
-
-/**
- * synth's tiny config for a preset, with heads widened to what GroupQueryAttention runs when the tiny head size does
- * not qualify (LongRoPE factor lists resampled to the new rotary_dim/2). Unchanged when it already qualifies.
- */
-export function gqaTinyConfig(preset: string): RawConfig {
+export function withHeadDim(preset: string, headDim: number): RawConfig {
   const c = synthConfig(preset, 'tiny');
   const arch = (c.architectures as string[])[0];
   const prf = typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : arch === 'PhiForCausalLM' ? 0.5 : 1;
-  const heads = c.num_attention_heads as number;
-  const hd = typeof c.head_dim === 'number' ? c.head_dim : (c.hidden_size as number) / heads;
-  const want = gqaHeadDim(hd, prf);
-  if (want === hd) return c;
-  c.hidden_size = heads * want;
-  if ('head_dim' in c) c.head_dim = want;
+  c.hidden_size = (c.num_attention_heads as number) * headDim;
+  if ('head_dim' in c) c.head_dim = headDim;
   const scaling = c.rope_scaling as RawConfig | null | undefined;
   if (scaling) {
     for (const k of ['short_factor', 'long_factor']) {
-      if (Array.isArray(scaling[k])) scaling[k] = resampleFactors(scaling[k] as number[], Math.round(want * prf) / 2);
+      if (Array.isArray(scaling[k])) scaling[k] = resampleFactors(scaling[k] as number[], Math.trunc(headDim * prf + 1e-9) / 2);
     }
   }
   return c;
 }
 
 /**
- * Writes a tiny fp32 checkpoint of a synth preset (see gqaTinyConfig) into a new temp folder; returns it.
- * Phi-1/1.5 name no eos token anywhere but in their tokenizer, which tiny checkpoints lack: unless `keepNoEos`,
- * generation_config.json then gets the last vocabulary id as eos_token_id, as a tokenizer would supply one.
+ * Writes a tiny fp32 checkpoint of a synth preset (or of `config`, a variant of the preset's tiny config) into a new
+ * temp folder; returns it. Phi-1/1.5 name no eos token anywhere but in their tokenizer, which tiny checkpoints lack:
+ * unless `keepNoEos`, generation_config.json then gets the last vocabulary id as eos_token_id, as a tokenizer would.
  */
-export async function tinyCheckpoint(preset: string, seed = 0, opts: { keepNoEos?: boolean } = {}): Promise<{ dir: string; config: RawConfig }> {
+export async function tinyCheckpoint(
+  preset: string,
+  seed = 0,
+  opts: { keepNoEos?: boolean; config?: RawConfig } = {},
+): Promise<{ dir: string; config: RawConfig }> {
   const dir = await tempDir(`phi-forge-ckpt-${preset}-`);
-  const config = gqaTinyConfig(preset);
+  const config = opts.config ?? synthConfig(preset, 'tiny');
   const generation = synthGenerationConfig(preset, 'tiny');
   const none = (v: unknown) => v === undefined || v === null;
   if (!opts.keepNoEos && none(config.eos_token_id) && none(generation.eos_token_id)) generation.eos_token_id = (config.vocab_size as number) - 1;

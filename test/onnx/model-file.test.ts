@@ -34,7 +34,8 @@ const B = fill(8, (i) => i / 8);
 /**
  *   x[1,256] ─Add(Constant C[256])─ x2 ─If(cond)─ then: Mul(x2, S[256] in the subgraph)  else: Identity ─ z
  *   z ─MatMul(W1[256,1024], 1 MiB)─ MatMul(W2[1024,8], lazy)─ Add(b[8]) ─ y[1,8]
- * Tensors ≥ 1 KiB: W1, W2, C (tensor attribute), S (subgraph initializer); b stays inline.
+ * Tensors ≥ 1 KiB: W1, W2, S (subgraph initializer) go to the data file; b and C (a Constant node's value, which
+ * onnxruntime's shape inference may read before external data) stay inline.
  */
 function buildModel(produced?: { count: number }): Model {
   const F = DataType.FLOAT;
@@ -117,23 +118,23 @@ describe('saveModel with external data', () => {
     model = buildModel(produced);
   });
 
-  it('writes large tensors (also in subgraphs and attributes) smallest first at aligned offsets', async () => {
+  it('writes large tensors (also in subgraphs) smallest first at aligned offsets, Constant values inline', async () => {
     const r = await saveModel(model, file, { onProgress: (p) => progress.push(p) });
-    expect(r).toMatchObject({ path: file, dataPath: join(dir, 'model.onnx.data'), externalTensors: 4, inlineTensors: 2 });
+    expect(r).toMatchObject({ path: file, dataPath: join(dir, 'model.onnx.data'), externalTensors: 3, inlineTensors: 3 });
     expect(produced.count).toBe(1);
     const loaded = await loadModel(file);
     const ext = (name: string) => tensorsByName(loaded).get(name)!.source;
-    // C and S (1 KiB each, model order), W2 (32 KiB) at 16-byte alignment; W1 (1 MiB) at a 64 KiB boundary.
-    expect(ext('C')).toMatchObject({ kind: 'external', location: 'model.onnx.data', offset: 0, length: 1024 });
-    expect(ext('S')).toMatchObject({ kind: 'external', offset: 1024, length: 1024 });
-    expect(ext('W2')).toMatchObject({ kind: 'external', offset: 2048, length: 32768 });
+    // S (1 KiB), W2 (32 KiB) at 16-byte alignment; W1 (1 MiB) at a 64 KiB boundary.
+    expect(ext('C').kind).toBe('inline');
+    expect(ext('S')).toMatchObject({ kind: 'external', location: 'model.onnx.data', offset: 0, length: 1024 });
+    expect(ext('W2')).toMatchObject({ kind: 'external', offset: 1024, length: 32768 });
     expect(ext('W1')).toMatchObject({ kind: 'external', offset: 65536, length: 1 << 20 });
     expect(ext('b').kind).toBe('inline');
     expect(ext('labels').kind).toBe('strings');
     expect((await stat(r.dataPath!)).size).toBe(65536 + (1 << 20));
     expect(r.dataBytes).toBe(65536 + (1 << 20));
     expect(r.protobufBytes).toBe((await stat(file)).size);
-    expect(r.protobufBytes).toBeLessThan(4096 + 2000);
+    expect(r.protobufBytes).toBeLessThan(4096 + 2000 + 1024);
     // Read back by offset: the same values.
     const byName = tensorsByName(loaded);
     expectFloats(await byName.get('W1')!.bytes(), W1);
@@ -142,9 +143,9 @@ describe('saveModel with external data', () => {
   });
 
   it('reports progress per tensor, ending at the totals', () => {
-    expect(progress.map((p) => p.tensor)).toEqual(['C', 'S', 'W2', 'W1']);
-    expect(progress.map((p) => p.tensors)).toEqual([1, 2, 3, 4]);
-    expect(progress.at(-1)).toMatchObject({ tensors: 4, totalTensors: 4, bytes: 2048 + 32768 + (1 << 20), totalBytes: 2048 + 32768 + (1 << 20) });
+    expect(progress.map((p) => p.tensor)).toEqual(['S', 'W2', 'W1']);
+    expect(progress.map((p) => p.tensors)).toEqual([1, 2, 3]);
+    expect(progress.at(-1)).toMatchObject({ tensors: 3, totalTensors: 3, bytes: 1024 + 32768 + (1 << 20), totalBytes: 1024 + 32768 + (1 << 20) });
   });
 
   it('the saved pair runs in onnxruntime and gives the hand-computed output', async () => {
@@ -177,7 +178,7 @@ describe('saveModel with external data', () => {
     await saveModel(loaded, file);
     const again = await loadModel(file);
     const byName = tensorsByName(again);
-    expect(byName.get('W2')!.source).toMatchObject({ offset: 3584 });
+    expect(byName.get('W2')!.source).toMatchObject({ offset: 2560 });
     expectFloats(await byName.get('W1')!.bytes(), W1);
     expectFloats(await byName.get('W2')!.bytes(), W2);
     expectFloats(await byName.get('extra')!.bytes(), fill(384, (i) => -i));
@@ -262,6 +263,77 @@ describe('saveModel options and failures', () => {
     expect(existsSync(join(dir, 'u.onnx.data'))).toBe(false);
     await saveModel(m, join(dir, 'u.onnx'), { dropUnknownFields: true });
     expect((await loadModel(join(dir, 'u.onnx'))).unknownFields).toEqual([]);
+  });
+});
+
+describe('saveModel streaming and Constant nodes', () => {
+  /** W2 as a chunked lazy tensor whose pieces (1000 bytes, the last shorter) reuse one buffer. */
+  function chunkedW2(counts: { produce: number; pieces: number }, extraBytes = 0): Tensor {
+    const bytes = new Uint8Array(W2.buffer);
+    const t = Tensor.lazyChunks('W2', DataType.FLOAT, [1024, 8], async function* () {
+      const buf = new Uint8Array(1000);
+      const total = bytes.byteLength + extraBytes;
+      for (let at = 0; at < total; at += buf.byteLength) {
+        const n = Math.min(buf.byteLength, total - at);
+        buf.fill(0);
+        buf.set(bytes.subarray(at, at + n));
+        counts.pieces++;
+        yield buf.subarray(0, n);
+      }
+    });
+    if (t.source.kind !== 'lazy') throw new Error('not lazy');
+    const produce = t.source.produce;
+    t.source.produce = () => {
+      counts.produce++;
+      return produce();
+    };
+    return t;
+  }
+
+  it('writes a chunked lazy tensor piece by piece, without asking for all its bytes at once', async () => {
+    const counts = { produce: 0, pieces: 0 };
+    const m = buildModel();
+    m.graph.replaceInitializer(chunkedW2(counts));
+    const dir = freshDir();
+    await saveModel(m, join(dir, 'model.onnx'));
+    expect(counts).toEqual({ produce: 0, pieces: 33 }); // 32768 bytes in 1000-byte pieces
+    const loaded = await loadModel(join(dir, 'model.onnx'));
+    expectFloats(await loaded.graph.initializer('W2')!.bytes(), W2);
+    const want = expectedY(true);
+    (await runSaved(join(dir, 'model.onnx'), true)).forEach((v, k) => expect(Math.abs(v - want[k])).toBeLessThan(1e-4 * (1 + Math.abs(want[k]))));
+    // bytes() joins the pieces (copying out of the reused buffer).
+    expectFloats(await chunkedW2({ produce: 0, pieces: 0 }).bytes(), W2);
+  });
+
+  it('a chunked tensor that yields more or fewer bytes than declared fails and leaves no files', async () => {
+    for (const extra of [1000, -1000]) {
+      const m = buildModel();
+      m.graph.replaceInitializer(chunkedW2({ produce: 0, pieces: 0 }, extra));
+      const dir = freshDir();
+      await expectOnnxErrorAsync(saveModel(m, join(dir, 'model.onnx')), 'ONNX_TENSOR_SIZE');
+      expect(existsSync(dir) ? await readdir(dir) : []).toEqual([]);
+    }
+  });
+
+  it('keeps Constant values inline even at size threshold 0, so onnxruntime can read them during shape inference', async () => {
+    const g = new Graph('main');
+    g.inputs.push({ name: 'x', type: tensorType(DataType.FLOAT, [2, 3]) });
+    g.outputs.push({ name: 'y', type: tensorType(DataType.FLOAT, [2]) });
+    g.addNode({ opType: 'Constant', name: 'axes', inputs: [], outputs: ['axes'], attributes: [attr.tensor('value', Tensor.fromInt64('axes', [1], [1]))] });
+    g.addNode({ opType: 'ReduceSum', inputs: ['x', 'axes'], outputs: ['y'], attributes: [attr.int('keepdims', 0)] });
+    g.addInitializer(Tensor.fromFloat32('unused', [2], new Float32Array([1, 2])));
+    const dir = freshDir();
+    const r = await saveModel(new Model(g, [{ domain: '', version: 21 }]), join(dir, 'm.onnx'), { sizeThreshold: 0 });
+    expect(r).toMatchObject({ externalTensors: 1, inlineTensors: 1 });
+    const loaded = await loadModel(join(dir, 'm.onnx'));
+    expect(tensorsByName(loaded).get('axes')!.source.kind).toBe('inline');
+    const session = await ort.InferenceSession.create(join(dir, 'm.onnx'), { logSeverityLevel: 3 });
+    try {
+      const out = await session.run({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 4, 5, 6), [2, 3]) });
+      expect([...(out.y.data as Float32Array)]).toEqual([6, 15]);
+    } finally {
+      await session.release();
+    }
   });
 });
 
