@@ -1,6 +1,6 @@
 // The human-readable end of a build: one block per target with package path, size, quantization, metrics, gates.
 import type { BuildReport } from './build-report.js';
-import { formatBytes } from '../util/format.js';
+import { formatBytes, indent } from '../util/format.js';
 
 export function formatBuildSummary(r: BuildReport): string {
   const lines: string[] = [];
@@ -27,11 +27,4 @@ export function formatBuildSummary(r: BuildReport): string {
   const work = r.stagesRun === 0 ? 'nothing to do: every stage was cached' : `${r.stagesRun} stages run, ${r.stagesCached} cached`;
   lines.push(`${work}; ${r.seconds.toFixed(1)}s`);
   return lines.join('\n') + '\n';
-}
-
-function indent(s: string, n: number): string {
-  return s
-    .split('\n')
-    .map((l) => ' '.repeat(n) + l)
-    .join('\n');
 }

@@ -12,3 +12,11 @@ export function formatBytes(n: number): string {
   }
   return u === 0 ? `${n} B` : `${v.toPrecision(3)} ${UNITS[u]}`;
 }
+
+/** Indents every line of a block of text by n spaces. */
+export function indent(s: string, n: number): string {
+  return s
+    .split('\n')
+    .map((l) => ' '.repeat(n) + l)
+    .join('\n');
+}

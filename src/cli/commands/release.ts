@@ -6,6 +6,7 @@ import { isTargetId, TARGET_IDS, type TargetId } from '../../target/index.js';
 import { UsageError } from '../../util/errors.js';
 import { withAbortOnSigint } from '../abort.js';
 import { defineCommand, printJson } from '../command.js';
+import { indent } from '../../util/format.js';
 
 export const releaseCommand = defineCommand({
   command: 'release [recipes..]',
@@ -78,11 +79,4 @@ function formatIndex(out: string, index: { entries: { name: string; targets: { t
   }
   lines.push('  SHA256SUMS, release.json');
   return lines.join('\n') + '\n';
-}
-
-function indent(s: string, n: number): string {
-  return s
-    .split('\n')
-    .map((l) => ' '.repeat(n) + l)
-    .join('\n');
 }
