@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildReport } from '../../src/pipeline/build-report.js';
+import { sharedFixture } from '../helpers/fixtures.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 let work: string;
@@ -102,6 +103,28 @@ describe('build tiny-phi (embedded default)', () => {
     expect((await readdir(convertDir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
     // byte-identical to the uninterrupted build (and so: builds are deterministic across artifact folders)
     expect(await packageFiles(resumed.targets[0].package!)).toEqual(await packageFiles(clean.targets[0].package!));
+  });
+});
+
+describe('build stories260K (real trained weights, llama2.c source) for every target', () => {
+  it('builds cpu, cuda, dml and mobile packages that verify and generate', async () => {
+    expect(sharedFixture('stories260K/stories260K.bin')).toBeDefined();
+    const out = join(work, 'stories-out');
+    const r = await buildJson(['test/recipes/stories260k.json', '--target', 'cpu', '--target', 'cuda', '--target', 'dml', '--target', 'mobile', '--artifacts', join(work, 'stories'), '--out', out]);
+    expect(r.targets.map((t) => [t.target, t.ok])).toEqual([
+      ['cpu', true],
+      ['cuda', true],
+      ['dml', true],
+      ['mobile', true],
+    ]);
+    // cpu and mobile share one fp32 graph; cuda and dml are fp16 graphs of their own layouts
+    const convertDirs = r.targets.map((t) => t.stages.find((s) => s.stage === 'convert')!.dir);
+    expect(convertDirs[0]).toBe(convertDirs[3]);
+    expect(new Set(convertDirs).size).toBe(3);
+    for (const t of r.targets) {
+      const v = await cli(['verify', t.package!, '--json']);
+      expect(v.exitCode, `${t.target}: ${v.stdout}${v.stderr}`).toBe(0);
+    }
   });
 });
 
