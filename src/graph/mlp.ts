@@ -1,6 +1,5 @@
 // MLP builders: the SiLU-gated MLP of Phi-3/Phi-4 and the fc1 → gelu_new → fc2 MLP of Phi-1/1.5/2.
-import { attr } from '../onnx/ir.js';
-import type { GraphBuilder } from './builder.js';
+import { MS_DOMAIN, type GraphBuilder } from './builder.js';
 import { linear } from './linear.js';
 
 export interface GatedMlpWeights {
@@ -43,13 +42,14 @@ export interface FcMlpWeights {
 
 /**
  * ```
- * x ─ fc1 (MatMul, Add) ─ Gelu(approximate=tanh) ─ fc2 (MatMul, Add) ─▶
+ * x ─ fc1 (MatMul, Add) ─ FastGelu ─ fc2 (MatMul, Add) ─▶
  * ```
- * gelu_new is exactly the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
- * The node keeps onnxruntime-genai's name `act_fn/FastGelu` while using the standard opset-20 Gelu.
+ * gelu_new is exactly the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), which is what
+ * com.microsoft FastGelu computes. As in onnxruntime-genai's graphs, FastGelu rather than opset-20 Gelu: every
+ * execution provider we target has it (DirectML has no opset-20 Gelu kernel).
  */
 export function geluMlp(b: GraphBuilder, base: string, x: string, w: FcMlpWeights): string {
   const h = linear(b, `${base}/fc1`, x, w.fc1, { bias: w.fc1Bias });
-  const act = b.op1('Gelu', `${base}/act_fn/FastGelu`, [h], { attrs: [attr.string('approximate', 'tanh')] });
+  const act = b.op1('FastGelu', `${base}/act_fn/FastGelu`, [h], { domain: MS_DOMAIN });
   return linear(b, `${base}/fc2`, act, w.fc2, { bias: w.fc2Bias });
 }

@@ -20,7 +20,9 @@ export function targetPlan(t: RecipeTarget, recipe: Recipe): TargetPlan {
   const target = getTarget(t.target);
   const precision = t.precision ?? (target.activationDtype === DataType.FLOAT16 ? 'fp16' : 'fp32');
   const q = t.quant ?? defaultQuant();
-  const quant = q.scheme === 'none' ? undefined : { ...q, accuracy_level: q.accuracy_level ?? target.quant.accuracyLevel };
+  // Quantized embeddings are GatherBlockQuantized: only for targets whose execution provider has it (not DirectML).
+  const embeddings = target.supportsOp('com.microsoft', 'GatherBlockQuantized') ? q.embeddings : 'none';
+  const quant = q.scheme === 'none' ? undefined : { ...q, embeddings, accuracy_level: q.accuracy_level ?? target.quant.accuracyLevel };
   const gates = t.gates ?? recipe.gates;
   const describe = quant
     ? `${precision}, ${quant.scheme} ${quant.algo} b${quant.block_size}${quant.asym ? ' asym' : ''} acc${quant.accuracy_level}`

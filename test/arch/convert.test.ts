@@ -319,7 +319,8 @@ describe('model structure (decoded with onnx-proto, an independent schema)', () 
     expect(byName.get('/model/layers.0/input_layernorm/LayerNorm')!.opType).toBe('LayerNormalization');
     expect(byName.get('/model/layers.1/input_layernorm/SkipLayerNorm')!.opType).toBe('SkipLayerNormalization');
     expect(byName.get('/model/layers.0/attn/qkv_proj/Add')!.input).toContain('model.layers.0.attn.qkv_proj.Add.bias');
-    expect(byName.get('/model/layers.0/mlp/act_fn/FastGelu')!.opType).toBe('Gelu');
+    expect(byName.get('/model/layers.0/mlp/act_fn/FastGelu')!.opType).toBe('FastGelu');
+    expect(byName.get('/model/layers.0/mlp/act_fn/FastGelu')!.domain).toBe('com.microsoft');
     expect(byName.get('/model/layers.0/residual_add/Add')).toBeDefined();
     expect(byName.get('/lm_head/Add')!.output).toEqual(['logits']);
   });

@@ -7,6 +7,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildReport } from '../../src/pipeline/build-report.js';
 import { sharedFixture } from '../helpers/fixtures.js';
+import { loadModel } from '../../src/onnx/model-file.js';
+import { DecoderSession } from '../../src/runtime/decoder-session.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 let work: string;
@@ -121,6 +123,18 @@ describe('build stories260K (real trained weights, llama2.c source) for every ta
     const convertDirs = r.targets.map((t) => t.stages.find((s) => s.stage === 'convert')!.dir);
     expect(convertDirs[0]).toBe(convertDirs[3]);
     expect(new Set(convertDirs).size).toBe(3);
+    // the mobile package is the cpu graph pre-optimised offline (onnxruntime basic level): fewer nodes, same logits
+    const [cpuModel, mobileModel] = await Promise.all([0, 3].map((i) => loadModel(join(r.targets[i].package!, 'model.onnx'))));
+    expect(mobileModel.graph.nodes.length).toBeLessThan(cpuModel.graph.nodes.length);
+    const sessions = await Promise.all([0, 3].map((i) => DecoderSession.open(r.targets[i].package!)));
+    try {
+      const [a, b] = await Promise.all(sessions.map((s) => s.forward([1, 200, 33, 7, 400])));
+      let maxDiff = 0;
+      for (let i = 0; i < a.logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.logits[i] - b.logits[i]));
+      expect(maxDiff).toBeLessThan(1e-4);
+    } finally {
+      await Promise.all(sessions.map((s) => s.release()));
+    }
     for (const t of r.targets) {
       const v = await cli(['verify', t.package!, '--json']);
       expect(v.exitCode, `${t.target}: ${v.stdout}${v.stderr}`).toBe(0);

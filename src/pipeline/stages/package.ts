@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { buildManifest, MANIFEST_FILE, readManifest } from '../../package/manifest.js';
 import type { GateVerdict } from '../../eval/gates.js';
 import type { Recipe } from '../../recipes/schema.js';
+import { DataType } from '../../onnx/dtype.js';
 import { writeDirAtomic } from '../../util/atomic-fs.js';
 import { PackageError } from '../../util/errors.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
@@ -36,7 +37,8 @@ export function packageStage(input: {
   const { plan, source } = input;
   return {
     name: 'package',
-    version: 1,
+    // 2: mobile packages are pre-optimised, every package is checked against its execution provider.
+    version: 2,
     model: input.model,
     inputs: { model: input.modelKey, source: source.key },
     options: {
@@ -61,6 +63,23 @@ export function packageStage(input: {
       // Tokenizer files come with the model folder when the builder copied them; otherwise from the checkpoint.
       for (const n of (await readdir(source.dir)).filter((f) => PACKAGE_FILE.test(f) && !names.includes(f) && !f.startsWith('model.'))) {
         await copyFile(join(source.dir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
+      }
+      // Mobile: pre-optimised offline (ORT basic level) so devices load faster; the manifest hashes what ships.
+      if (plan.target.id === 'mobile') {
+        const { optimizeOffline } = await import('../../package/optimize.js');
+        ctx.progress({ done: 0, message: 'pre-optimising the graph (onnxruntime basic level)' });
+        await optimizeOffline(ctx.outDir, ctx.outDir, { level: 'basic', target: plan.target });
+      }
+      // Every target: ops, dtypes and I/O its execution provider runs, and a forward where the CPU EP can run it.
+      const { checkPackageForTarget } = await import('../../package/ep-check.js');
+      const check = await checkPackageForTarget(ctx.outDir, plan.target, {
+        activationDtype: plan.precision === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT,
+      });
+      if (!check.ok) {
+        throw new PackageError('PACKAGE_EP_CHECK', `the ${plan.target.id} package cannot run on ${check.executionProvider}:\n  - ${check.problems.join('\n  - ')}`, {
+          where: `target ${plan.target.id}`,
+          fix: 'build this target with ops and dtypes its execution provider supports (src/target/ops.ts lists them)',
+        });
       }
       const manifest = await buildManifest(ctx.outDir, {
         model: input.model,
