@@ -79,6 +79,7 @@ export function defaultQuant(): NonNullable<RecipeTarget['quant']> {
     exclude: [],
     overrides: [],
     embeddings: 'tied',
+    high_scheme: 'int8',
     ternary_granularity: 'block',
   };
 }

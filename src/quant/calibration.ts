@@ -1,7 +1,10 @@
-// Calibration for data-aware quantization (GPTQ): run the model in onnxruntime-node with chosen MatMul inputs added
-// as graph outputs and accumulate each input's Hessian H = Σ x xᵀ / n (x a row of K activations) in float64.
+// Calibration for data-aware quantization (GPTQ, AWQ, mixed precision): run the model in onnxruntime-node with chosen
+// MatMul inputs added as graph outputs and accumulate, per input, what the algorithms need from its activations (x a
+// row of K values): the Hessian H = Σ x xᵀ / n in float64 (GPTQ), the mean |x| per channel (AWQ's activation scale),
+// and a seeded uniform sample of rows (AWQ's scale search and the sensitivity measure).
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { encodeModel } from '../onnx/codec.js';
@@ -9,6 +12,7 @@ import { DataType, dataTypeName } from '../onnx/dtype.js';
 import { tensorType, type Model, type ValueInfo } from '../onnx/ir.js';
 import { float16BitsToFloat32 } from '../onnx/tensor.js';
 import { QuantizationError } from '../util/errors.js';
+import { Rng } from '../util/random.js';
 
 export type OrtTensor = OrtTypes.Tensor;
 export type Feeds = Record<string, OrtTensor>;
@@ -37,13 +41,35 @@ export interface Hessian {
   rows: number;
 }
 
-async function loadOrt(): Promise<typeof OrtTypes> {
+/** What to gather from one MatMul input (requests for the same value are merged). */
+export interface ActivationRequest extends HessianRequest {
+  hessian?: boolean;
+  /** Mean |x| per channel over every row. */
+  absMean?: boolean;
+  /** Keep a uniform random sample of at most this many rows (reservoir sampling, seeded by the value's name). */
+  sampleRows?: number;
+}
+
+export interface ActivationStats {
+  K: number;
+  /** Rows seen (tokens). */
+  rows: number;
+  /** K×K, Σ x xᵀ / rows. */
+  hessian?: Float64Array;
+  /** [K] mean |x| per channel. */
+  absMean?: Float64Array;
+  /** [sampleCount, K] rows drawn uniformly from all rows seen, in the order they were kept. */
+  sample?: Float32Array;
+  sampleCount?: number;
+}
+
+export async function loadOrt(): Promise<typeof OrtTypes> {
   const m = (await import('onnxruntime-node')) as typeof OrtTypes & { default?: typeof OrtTypes };
   return m.InferenceSession ? m : m.default!;
 }
 
 /** Adds x·xᵀ for every row of a [rows, K] activation block to h (upper triangle, mirrored at the end). */
-function accumulate(h: Float64Array, x: Float32Array, K: number): number {
+function accumulate(h: Float64Array, x: Float32Array, K: number): void {
   const rows = Math.floor(x.length / K);
   for (let r = 0; r < rows; r++) {
     const o = r * K;
@@ -54,7 +80,6 @@ function accumulate(h: Float64Array, x: Float32Array, K: number): number {
       for (let b = a; b < K; b++) h[ha + b] += xa * x[o + b];
     }
   }
-  return rows;
 }
 
 function finish(h: Float64Array, K: number, rows: number): void {
@@ -91,55 +116,166 @@ function externalBaseDir(model: Model): string | undefined {
   return undefined;
 }
 
-/**
- * Runs the model on every calibration feed with the requested values as extra outputs and returns their Hessians.
- * The model is left as it was. Values that are graph inputs are read from the feeds.
- */
-export async function captureHessians(model: Model, requests: readonly HessianRequest[], source: CalibrationSource): Promise<Map<string, Hessian>> {
-  const ort = await loadOrt();
-  const g = model.graph;
-  const inputNames = new Set(g.inputs.map((v) => v.name));
-  const outputNames = new Set(g.outputs.map((v) => v.name));
-  const added: ValueInfo[] = requests
-    .filter((r) => !inputNames.has(r.value) && !outputNames.has(r.value))
-    .map((r) => ({ name: r.value, type: tensorType(r.floatType) }));
-  const result = new Map<string, Hessian>(requests.map((r) => [r.value, { h: new Float64Array(r.K * r.K), K: r.K, rows: 0 }]));
+/** One request's running state. */
+class Accumulator {
+  readonly stats: ActivationStats;
+  private readonly cap: number;
+  private readonly rng: Rng;
+  constructor(readonly r: ActivationRequest) {
+    this.cap = Math.max(0, Math.floor(r.sampleRows ?? 0));
+    this.stats = {
+      K: r.K,
+      rows: 0,
+      hessian: r.hessian ? new Float64Array(r.K * r.K) : undefined,
+      absMean: r.absMean ? new Float64Array(r.K) : undefined,
+      sample: this.cap > 0 ? new Float32Array(this.cap * r.K) : undefined,
+      sampleCount: this.cap > 0 ? 0 : undefined,
+    };
+    this.rng = Rng.forName(0x5eed, r.value);
+  }
 
+  add(x: Float32Array): void {
+    const { K } = this.r;
+    const s = this.stats;
+    const rows = Math.floor(x.length / K);
+    if (s.hessian) accumulate(s.hessian, x, K);
+    if (s.absMean) {
+      const m = s.absMean;
+      for (let r = 0; r < rows; r++) for (let k = 0, o = r * K; k < K; k++) m[k] += Math.abs(x[o + k]);
+    }
+    if (s.sample) {
+      // Algorithm R: row i (counted over the whole run) replaces a random kept row with probability cap / (i + 1).
+      for (let r = 0; r < rows; r++) {
+        const i = s.rows + r;
+        const slot = i < this.cap ? i : Math.floor(this.rng.uniform() * (i + 1));
+        if (slot < this.cap) s.sample.set(x.subarray(r * K, (r + 1) * K), slot * K);
+      }
+      s.sampleCount = Math.min(this.cap, s.rows + rows);
+    }
+    s.rows += rows;
+  }
+
+  done(): ActivationStats {
+    const s = this.stats;
+    if (s.hessian) finish(s.hessian, s.K, s.rows);
+    if (s.absMean && s.rows > 0) for (let k = 0; k < s.K; k++) s.absMean[k] /= s.rows;
+    if (s.sample && s.sampleCount! < this.cap) s.sample = s.sample.slice(0, s.sampleCount! * s.K);
+    return s;
+  }
+}
+
+/**
+ * A request for the activations a search scores output error on: the exact Gram matrix over every row when K is
+ * at most `sampleRows` (it is then no bigger than the sample), else a sample of `sampleRows` rows.
+ */
+export function scoringRequest(value: string, K: number, floatType: number, sampleRows: number, absMean = false): ActivationRequest {
+  return { value, K, floatType, absMean, ...(K <= sampleRows ? { hessian: true } : { sampleRows }) };
+}
+
+/** Bytes a request holds while captured (for cutting calibration into groups that fit a budget). */
+export function requestBytes(r: ActivationRequest): number {
+  return (r.hessian ? r.K * r.K * 8 : 0) + (r.sampleRows ?? 0) * r.K * 4 + (r.absMean ? r.K * 8 : 0);
+}
+
+/** The form the output-error searches take: the Gram matrix when captured, else the sampled rows. */
+export function scoringActivations(s: ActivationStats): { kind: 'gram'; g: Float64Array } | { kind: 'rows'; x: Float32Array; rows: number } {
+  return s.hessian ? { kind: 'gram', g: s.hessian } : { kind: 'rows', x: s.sample!, rows: s.sampleCount! };
+}
+
+/** Merges requests for the same value (a value read by several MatMuls is captured once). */
+function mergeRequests(requests: readonly ActivationRequest[]): ActivationRequest[] {
+  const byValue = new Map<string, ActivationRequest>();
+  for (const r of requests) {
+    const m = byValue.get(r.value);
+    if (!m) byValue.set(r.value, { ...r });
+    else {
+      m.hessian ||= r.hessian;
+      m.absMean ||= r.absMean;
+      m.sampleRows = Math.max(m.sampleRows ?? 0, r.sampleRows ?? 0) || undefined;
+    }
+  }
+  return [...byValue.values()];
+}
+
+/**
+ * An onnxruntime session over the model as it is now, with `extra` values as additional outputs; `cleanup` removes
+ * temp files. The model may be changed again once this returns (the session holds its own copy).
+ */
+export async function probeSession(
+  ort: typeof OrtTypes,
+  model: Model,
+  extra: ValueInfo[],
+): Promise<{ session: OrtTypes.InferenceSession; cleanup: () => Promise<void> }> {
+  const g = model.graph;
   const saved = g.outputs;
-  g.outputs = [...saved, ...added];
-  let tmp: string | undefined;
-  let session: OrtTypes.InferenceSession;
+  g.outputs = [...saved, ...extra];
   try {
+    if ([...model.allTensors()].some((t) => t.source.kind === 'lazy')) {
+      // Tensors computed on demand (e.g. AWQ-scaled weights) have no bytes to encode yet: write the model out.
+      const { saveModel } = await import('../onnx/model-file.js');
+      const dir = await mkdtemp(join(tmpdir(), 'phi-forge-calibration-'));
+      try {
+        const written = await saveModel(model, join(dir, 'probe.onnx'));
+        const session = await ort.InferenceSession.create(written.path);
+        return { session, cleanup: () => rm(dir, { recursive: true, force: true }) };
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
     const bytes = encodeModel(model);
     const base = externalBaseDir(model);
-    if (base) {
-      // External data resolves against the model file's folder: write the probe model next to the data.
-      tmp = join(base, `.phi-forge-calibration-${process.pid}-${randomBytes(4).toString('hex')}.onnx`);
-      await writeFile(tmp, bytes);
-      session = await ort.InferenceSession.create(tmp);
-    } else {
-      session = await ort.InferenceSession.create(bytes);
+    if (!base) return { session: await ort.InferenceSession.create(bytes), cleanup: async () => {} };
+    // External data resolves against the model file's folder: write the probe model next to the data.
+    const tmp = join(base, `.phi-forge-calibration-${process.pid}-${randomBytes(4).toString('hex')}.onnx`);
+    await writeFile(tmp, bytes);
+    try {
+      return { session: await ort.InferenceSession.create(tmp), cleanup: () => rm(tmp, { force: true }) };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
     }
   } finally {
     g.outputs = saved;
   }
+}
+
+/**
+ * Runs the model on every calibration feed with the requested values as extra outputs and returns what each
+ * request asked for. The model is left as it was. Values that are graph inputs are read from the feeds.
+ */
+export async function captureActivations(
+  model: Model,
+  requests: readonly ActivationRequest[],
+  source: CalibrationSource,
+): Promise<Map<string, ActivationStats>> {
+  const ort = await loadOrt();
+  const g = model.graph;
+  const merged = mergeRequests(requests);
+  const inputNames = new Set(g.inputs.map((v) => v.name));
+  const outputNames = new Set(g.outputs.map((v) => v.name));
+  const added: ValueInfo[] = merged
+    .filter((r) => !inputNames.has(r.value) && !outputNames.has(r.value))
+    .map((r) => ({ name: r.value, type: tensorType(r.floatType) }));
+  const acc = merged.map((r) => new Accumulator(r));
+
+  const { session, cleanup } = await probeSession(ort, model, added);
   try {
     let runs = 0;
     for await (const feeds of source.feeds(model, ort)) {
       const fetches = added.map((v) => v.name);
       const out = fetches.length ? await session.run(feeds, fetches) : {};
-      for (const r of requests) {
+      for (const a of acc) {
+        const r = a.r;
         const t = out[r.value] ?? feeds[r.value];
         if (!t) throw new QuantizationError('QUANT_CALIB_VALUE', `run did not produce ${r.value}`, { where: `value ${r.value}` });
-        const x = asFloat32(t, r.value);
         const dims = t.dims;
         if (dims[dims.length - 1] !== r.K) {
           throw new QuantizationError('QUANT_CALIB_SHAPE', `activation ${r.value} has shape [${dims.join(', ')}], last dimension should be ${r.K}`, {
             where: `value ${r.value}`,
           });
         }
-        const hs = result.get(r.value)!;
-        hs.rows += accumulate(hs.h, x, r.K);
+        a.add(asFloat32(t, r.value));
       }
       runs++;
     }
@@ -150,10 +286,22 @@ export async function captureHessians(model: Model, requests: readonly HessianRe
     }
   } finally {
     await session.release();
-    if (tmp) await rm(tmp, { force: true });
+    await cleanup();
   }
-  for (const hs of result.values()) finish(hs.h, hs.K, hs.rows);
-  return result;
+  return new Map(acc.map((a) => [a.r.value, a.done()]));
+}
+
+/** The Hessians of the requested values (see captureActivations). */
+export async function captureHessians(model: Model, requests: readonly HessianRequest[], source: CalibrationSource): Promise<Map<string, Hessian>> {
+  const stats = await captureActivations(
+    model,
+    requests.map((r) => ({ ...r, hessian: true })),
+    source,
+  );
+  return new Map(requests.map((r) => {
+    const s = stats.get(r.value)!;
+    return [r.value, { h: s.hessian!, K: s.K, rows: s.rows }];
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

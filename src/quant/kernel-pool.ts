@@ -1,7 +1,9 @@
-// Runs quantization kernels on a piscina worker pool (workers load TypeScript through tsx), or inline when asked
-// for zero threads. Input bytes the caller owns are transferred to the worker, results are transferred back.
+// Runs quantization kernels and analyses (AWQ search, sensitivity) on a piscina worker pool (workers load TypeScript
+// through tsx), or inline when asked for zero threads. Input bytes the caller owns are transferred to the worker,
+// quantized results are transferred back.
 import { availableParallelism } from 'node:os';
 import { QuantizationError } from '../util/errors.js';
+import { runAnalysisSafe, type AnalysisJob, type AnalysisOutcome, type OutcomeOf } from './analysis-kernel.js';
 import { isKernelFailure, runKernelSafe, type KernelFailure, type KernelResult, type KernelTask } from './kernel.js';
 
 export interface KernelRunner {
@@ -12,6 +14,8 @@ export interface KernelRunner {
    * always given up.
    */
   run(task: KernelTask, opts?: { transfer?: boolean }): Promise<KernelResult>;
+  /** An analysis (AWQ scale search, sensitivity); `transfer` lists buffers the caller gives up. */
+  analyze<J extends AnalysisJob>(job: J, opts?: { transfer?: readonly ArrayBufferView[] }): Promise<OutcomeOf<J>>;
   close(): Promise<void>;
 }
 
@@ -20,7 +24,7 @@ export interface KernelRunnerOptions {
   threads?: number;
 }
 
-function unwrap(r: KernelResult | KernelFailure): KernelResult {
+function unwrap<R extends object>(r: R | KernelFailure): R {
   if (!isKernelFailure(r)) return r;
   const { code, message, where, fix } = r.error;
   throw new QuantizationError(code, message, { where, fix });
@@ -30,6 +34,7 @@ export function inlineKernelRunner(): KernelRunner {
   return {
     concurrency: 1,
     run: async (task) => unwrap(runKernelSafe(task)),
+    analyze: async <J extends AnalysisJob>(job: J) => unwrap(runAnalysisSafe(job)) as OutcomeOf<J>,
     close: async () => {},
   };
 }
@@ -48,16 +53,21 @@ export async function createKernelRunner(o: KernelRunnerOptions = {}): Promise<K
     execArgv: ['--import', 'tsx'],
     idleTimeout: 5_000,
   });
+  // Only whole buffers can move; a view into a bigger one (e.g. a decoded model) is copied instead.
+  const whole = (a: ArrayBufferView) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
+  const movable = (arrays: readonly (ArrayBufferView | undefined)[]) => [
+    ...new Set(arrays.filter((a): a is ArrayBufferView => a !== undefined && whole(a)).map((a) => a.buffer as ArrayBuffer)),
+  ];
   return {
     concurrency: threads,
     run: async (task, opts = {}) => {
-      // Only whole buffers can move; a view into a bigger one (e.g. a decoded model) is copied instead.
-      const whole = (a: Uint8Array) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
-      const transferList = [opts.transfer ? task.bytes : undefined, task.hessian]
-        .filter((a): a is Uint8Array => a !== undefined && whole(a))
-        .map((a) => a.buffer as ArrayBuffer);
+      const transferList = movable([opts.transfer ? task.bytes : undefined, task.hessian]);
       const r = (await pool.run(task, { transferList })) as KernelResult | KernelFailure;
       return unwrap(r);
+    },
+    analyze: async <J extends AnalysisJob>(job: J, opts: { transfer?: readonly ArrayBufferView[] } = {}) => {
+      const r = (await pool.run(job, { name: 'analyzeInWorker', transferList: movable(opts.transfer ?? []) })) as AnalysisOutcome | KernelFailure;
+      return unwrap(r) as OutcomeOf<J>;
     },
     close: () => pool.destroy(),
   };

@@ -6,10 +6,11 @@ import { QuantizationError, isPhiForgeError } from '../util/errors.js';
 import { gptqQuantize } from './algorithms/gptq.js';
 import { hqqQuantize } from './algorithms/hqq.js';
 import { rtnQuantize } from './algorithms/rtn.js';
-import { findNonFinite, type PackedWeight, type QuantReport, type RowPadding, type WeightLayout } from './formats/block.js';
+import { findNonFinite, type PackedWeight, type QuantReport, type RowPadding, type WeightLayout, type WeightMatrix } from './formats/block.js';
 import type { SchemeName } from './formats/codec.js';
 
-export type AlgoName = 'rtn' | 'hqq' | 'gptq';
+/** `awq` weights arrive already scaled by the AWQ pass (quant:awq-scale), so their kernel is RTN. */
+export type AlgoName = 'rtn' | 'hqq' | 'gptq' | 'awq';
 
 /** How one weight is quantized. */
 export interface QuantMethod {
@@ -59,13 +60,8 @@ export interface KernelFailure {
   error: { code: string; message: string; where?: string; fix?: string };
 }
 
-export function runKernel(t: KernelTask): KernelResult {
-  const floatType = t.floatType ?? t.dataType;
-  if (floatType !== DataType.FLOAT && floatType !== DataType.FLOAT16) {
-    throw new QuantizationError('QUANT_WEIGHT_DTYPE', `weight is ${dataTypeName(floatType)}; only FLOAT and FLOAT16 are quantized`, {
-      where: `tensor ${t.tensor}`,
-    });
-  }
+/** The raw bytes of a weight as float32 rows of K, refusing non-finite values (they would poison every scale). */
+export function decodeWeight(t: Pick<KernelTask, 'tensor' | 'bytes' | 'dataType' | 'K' | 'N' | 'layout'>): WeightMatrix {
   const data = toFloat32(t.bytes, t.dataType, t.tensor);
   const bad = findNonFinite(data);
   if (bad !== undefined) {
@@ -75,7 +71,17 @@ export function runKernel(t: KernelTask): KernelResult {
       fix: 'the float model is broken (overflow in conversion or a corrupt checkpoint): fix it before quantizing',
     });
   }
-  const w = { data, K: t.K, N: t.N, layout: t.layout };
+  return { data, K: t.K, N: t.N, layout: t.layout };
+}
+
+export function runKernel(t: KernelTask): KernelResult {
+  const floatType = t.floatType ?? t.dataType;
+  if (floatType !== DataType.FLOAT && floatType !== DataType.FLOAT16) {
+    throw new QuantizationError('QUANT_WEIGHT_DTYPE', `weight is ${dataTypeName(floatType)}; only FLOAT and FLOAT16 are quantized`, {
+      where: `tensor ${t.tensor}`,
+    });
+  }
+  const w = decodeWeight(t);
   const scaleType = floatType === DataType.FLOAT16 ? 'float16' : 'float32';
   const m = t.method;
   let p: PackedWeight;
@@ -108,6 +114,7 @@ export function runKernel(t: KernelTask): KernelResult {
       padding: m.padding,
     });
   } else {
+    // rtn, and awq (whose weights the AWQ pass has already multiplied by the searched input scales).
     p = rtnQuantize(w, m.scheme, {
       blockSize: m.blockSize,
       symmetric: m.symmetric,
@@ -124,18 +131,23 @@ export function runKernelSafe(t: KernelTask): KernelResult | KernelFailure {
   try {
     return runKernel(t);
   } catch (e) {
-    if (isPhiForgeError(e)) {
-      // The message carries the fix already; strip it so rebuilding the error does not repeat it.
-      const tail = e.fix ? `\n  fix: ${e.fix}` : '';
-      const message = tail && e.message.endsWith(tail) ? e.message.slice(0, -tail.length) : e.message;
-      return { error: { code: e.code, message, where: e.where, fix: e.fix } };
-    }
-    const err = e instanceof Error ? e : new Error(String(e));
-    return { error: { code: 'QUANT_KERNEL_FAILED', message: `${err.message}\n${err.stack ?? ''}`, where: `tensor ${t.tensor}` } };
+    return toFailure(e, t.tensor);
   }
 }
 
-export function isKernelFailure(r: KernelResult | KernelFailure): r is KernelFailure {
+/** An error as plain data that survives the trip between threads (rebuilt by the pool). */
+export function toFailure(e: unknown, tensor: string): KernelFailure {
+  if (isPhiForgeError(e)) {
+    // The message carries the fix already; strip it so rebuilding the error does not repeat it.
+    const tail = e.fix ? `\n  fix: ${e.fix}` : '';
+    const message = tail && e.message.endsWith(tail) ? e.message.slice(0, -tail.length) : e.message;
+    return { error: { code: e.code, message, where: e.where, fix: e.fix } };
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { error: { code: 'QUANT_KERNEL_FAILED', message: `${err.message}\n${err.stack ?? ''}`, where: `tensor ${tensor}` } };
+}
+
+export function isKernelFailure(r: object): r is KernelFailure {
   return 'error' in r;
 }
 

@@ -1,11 +1,16 @@
-// Quantization options shared by the passes: defaults, validation, and per-node overrides by name pattern.
+// Quantization options shared by the passes: defaults, validation, per-node overrides by name pattern, and the
+// per-node schemes a mixed-precision plan hands to the passes after it.
 import { QuantizationError } from '../util/errors.js';
 import type { SchemeName } from './formats/codec.js';
 import { schemeNames } from './formats/index.js';
 import type { AlgoName, QuantMethod } from './kernel.js';
-import { PatternSet } from './patterns.js';
+import type { PassContext } from './pass.js';
+import { compilePattern, PatternSet } from './patterns.js';
 
-export const algoNames: readonly AlgoName[] = ['rtn', 'hqq', 'gptq'];
+export const algoNames: readonly AlgoName[] = ['rtn', 'hqq', 'gptq', 'awq'];
+
+/** Algorithms that need calibration activations. */
+export const calibratedAlgos: readonly AlgoName[] = ['gptq', 'awq'];
 
 /** What a node is quantized with; every field optional in options and overrides. */
 export interface MethodOptions {
@@ -60,9 +65,11 @@ export class MethodResolver {
   private readonly patterns: PatternSet;
   readonly warnings: string[] = [];
 
+  /** `planned`: schemes chosen per node by the mixed-precision pass; an override's own scheme still wins. */
   constructor(
     private readonly base: MethodOptions,
     overrides: readonly Override[] = [],
+    private readonly planned?: ReadonlyMap<string, SchemeName>,
   ) {
     validateMethod(base, 'options');
     // Overrides are checked as they apply: merged over the base options.
@@ -80,7 +87,7 @@ export class MethodResolver {
     const p = this.patterns.match(name);
     const o: MethodOptions = p ? this.overrides.find((x) => x.pattern === p.source)! : {};
     const pick = <K extends keyof MethodOptions>(k: K) => (o[k] ?? this.base[k]) as MethodOptions[K];
-    const scheme = pick('scheme') ?? DEFAULTS.scheme;
+    const scheme = o.scheme ?? this.planned?.get(name) ?? this.base.scheme ?? DEFAULTS.scheme;
     const algo = pick('algo') ?? DEFAULTS.algo;
     return {
       scheme,
@@ -97,6 +104,23 @@ export class MethodResolver {
   unusedOverrides(): string[] {
     return this.patterns.unused();
   }
+
+  /** Whether an override names this node's scheme (mixed precision leaves such nodes as the user set them). */
+  schemeIsOverridden(name: string): boolean {
+    const o = this.overrides.find((x) => compilePattern(x.pattern).test(name));
+    return o?.scheme !== undefined;
+  }
+}
+
+/** Where the mixed-precision pass leaves its plan (node name → scheme) for the passes after it. */
+const PLAN_KEY = 'plannedSchemes';
+
+export function plannedSchemes(ctx: PassContext): ReadonlyMap<string, SchemeName> | undefined {
+  return ctx.shared.get(PLAN_KEY) as ReadonlyMap<string, SchemeName> | undefined;
+}
+
+export function setPlannedSchemes(ctx: PassContext, plan: ReadonlyMap<string, SchemeName>): void {
+  ctx.shared.set(PLAN_KEY, plan);
 }
 
 /**

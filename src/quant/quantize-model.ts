@@ -1,12 +1,26 @@
-// Quantizing a whole model in memory: the pass list in its one order (MatMul weights first, then embeddings, which
-// may reuse a tied lm_head's quantized weight) and the worker pool around it.
+// Quantizing a whole model in memory: the pass list in its one order — the mixed-precision plan (which weights get
+// the higher scheme), AWQ's float rescaling, then MatMul weights, then embeddings (which may reuse a tied lm_head's
+// quantized weight) — and the worker pool around it.
 import type { Model } from '../onnx/ir.js';
 import type { CalibrationSource } from './calibration.js';
 import { createKernelRunner } from './kernel-pool.js';
-import type { MethodOptions, Override } from './method.js';
+import type { SchemeName } from './formats/codec.js';
+import { calibratedAlgos, type MethodOptions, type Override } from './method.js';
 import { runPasses, step, type PassProgress, type PassReport, type PassStep } from './pass.js';
+import { awqScalePass, type AwqScaleOptions } from './passes/awq-scale.js';
 import { gatherBlockQuantizedPass } from './passes/gather-block-quantized.js';
 import { matmulNBitsPass } from './passes/matmul-nbits.js';
+import { mixedPrecisionPass } from './passes/mixed-precision.js';
+
+/** Mixed precision: the most sensitive weights move from the base scheme to `high` within a bits-per-weight budget. */
+export interface MixedOptions {
+  /** Average bits per quantized MatMul weight, scales and zero points included (int4 b32 with fp32 scales is 5.0). */
+  budgetBits: number;
+  /** Default int8. */
+  high?: SchemeName;
+  /** How sensitivity is measured (see passes/mixed-precision.ts); default `kl` when calibration data allows. */
+  sensitivity?: 'kl' | 'output-error';
+}
 
 export interface QuantizeOptions extends MethodOptions {
   /** Node-name patterns (glob or /regex/) left in float. */
@@ -18,31 +32,54 @@ export interface QuantizeOptions extends MethodOptions {
    * stored once; `all` every constant table; `none` leaves embeddings in float.
    */
   embeddings?: 'none' | 'tied' | 'all';
-  /** Calibration inputs, for GPTQ. */
+  /** Calibration inputs, for GPTQ and AWQ (and mixed precision's sensitivity, which falls back to weight error). */
   calibration?: CalibrationSource;
+  /** Plan per-weight schemes under a bits-per-weight budget (see MixedOptions). */
+  mixed?: MixedOptions;
+  /** AWQ search settings (defaults: 20 grid points per scale family, 512 sampled rows, clipping on). */
+  awq?: Pick<AwqScaleOptions, 'clip' | 'grid' | 'sampleRows' | 'maxRows'>;
   /** Worker threads for the kernels (0: inline). */
   threads?: number;
   onProgress?: (p: PassProgress) => void;
 }
 
+/**
+ * Whether quantizing with these options needs calibration data: GPTQ or AWQ as the base algorithm or in an override
+ * (an error without it), or mixed precision (which measures sensitivity on it, and falls back to weight error).
+ */
+export function wantsCalibration(o: Pick<QuantizeOptions, 'algo' | 'overrides' | 'mixed'>): boolean {
+  const algos = [o.algo, ...(o.overrides ?? []).map((x) => x.algo)];
+  return o.mixed !== undefined || algos.some((a) => a !== undefined && calibratedAlgos.includes(a));
+}
+
 /** The passes, in order, for these options. */
 export function quantizationPasses(o: QuantizeOptions): PassStep[] {
-  const steps: PassStep[] = [
+  const method = {
+    scheme: o.scheme,
+    algo: o.algo,
+    blockSize: o.blockSize,
+    asym: o.asym,
+    accuracyLevel: o.accuracyLevel,
+    ternaryScope: o.ternaryScope,
+    gptqDamp: o.gptqDamp,
+    gptqActOrder: o.gptqActOrder,
+  };
+  const steps: PassStep[] = [];
+  if (o.mixed) {
+    steps.push(step(mixedPrecisionPass, { ...method, budgetBits: o.mixed.budgetBits, high: o.mixed.high, sensitivity: o.mixed.sensitivity, exclude: o.exclude, overrides: o.overrides, calibration: o.calibration }));
+  }
+  if (o.algo === 'awq' || (o.overrides ?? []).some((x) => x.algo === 'awq')) {
+    steps.push(step(awqScalePass, { ...method, ...o.awq, exclude: o.exclude, overrides: o.overrides, calibration: o.calibration }));
+  }
+  steps.push(
     step(matmulNBitsPass, {
-      scheme: o.scheme,
-      algo: o.algo,
-      blockSize: o.blockSize,
-      asym: o.asym,
-      accuracyLevel: o.accuracyLevel,
-      ternaryScope: o.ternaryScope,
-      gptqDamp: o.gptqDamp,
-      gptqActOrder: o.gptqActOrder,
+      ...method,
       calibration: o.calibration,
       exclude: o.exclude,
       warnUnusedExcludes: false,
       overrides: o.overrides,
     }),
-  ];
+  );
   const emb = o.embeddings ?? 'tied';
   if (emb !== 'none') {
     steps.push(
@@ -71,7 +108,11 @@ export async function quantizeModel(model: Model, o: QuantizeOptions): Promise<Q
   const kernels = await createKernelRunner({ threads: o.threads });
   try {
     const r = await runPasses(model, quantizationPasses(o), { kernels, onProgress: o.onProgress });
-    const unusedSets = r.reports.map((x) => new Set((x.stats as { unusedExcludes?: string[] }).unusedExcludes ?? []));
+    // Only the converting passes report unused patterns (the planning passes see the same nodes as MatMulNBits).
+    const unusedSets = r.reports
+      .map((x) => (x.stats as { unusedExcludes?: string[] }).unusedExcludes)
+      .filter((u): u is string[] => u !== undefined)
+      .map((u) => new Set(u));
     const warnings = (o.exclude ?? [])
       .filter((p) => unusedSets.every((s) => s.has(p)))
       .map((p) => `exclude pattern ${p} matched no node`);

@@ -1,5 +1,6 @@
 // Runs async work with bounded concurrency and hands results over strictly in input order, so whatever a caller
-// builds from them (initializer order, node order) is the same however the workers interleave.
+// builds from them (initializer order, node order) is the same however the workers interleave; and cuts work lists
+// into consecutive groups that fit a memory budget.
 
 /**
  * Starts `work(items[i])` for at most `concurrency` items at once and calls `commit(item, result)` in input order.
@@ -32,4 +33,21 @@ export async function runInOrder<T, R>(
     commit(items[i], r);
     if (next < items.length) start();
   }
+}
+
+/** Consecutive items whose sizes fit the budget (at least one item per group). */
+export function* chunkByBytes<T>(items: readonly T[], size: (t: T) => number, budget: number): Iterable<T[]> {
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const t of items) {
+    const b = size(t);
+    if (chunk.length && bytes + b > budget) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(t);
+    bytes += b;
+  }
+  if (chunk.length) yield chunk;
 }

@@ -1,5 +1,7 @@
-// Piscina worker entry: runs one quantization kernel and moves the result buffers back (transferred, not copied).
+// Piscina worker entries: one quantization kernel (its result buffers moved back, not copied), or one analysis
+// (AWQ scale search, sensitivity), whose small results are cloned.
 import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { runAnalysisSafe, type AnalysisJob } from './analysis-kernel.js';
 import { isKernelFailure, resultBuffers, runKernelSafe, type KernelTask } from './kernel.js';
 
 export function quantizeInWorker(task: KernelTask): unknown {
@@ -13,4 +15,8 @@ export function quantizeInWorker(task: KernelTask): unknown {
       return r;
     },
   });
+}
+
+export function analyzeInWorker(job: AnalysisJob): unknown {
+  return runAnalysisSafe(job);
 }

@@ -34,6 +34,14 @@ export const QuantSchema = z.strictObject({
    * `all` whenever it is a constant table, `none` never.
    */
   embeddings: z.enum(['none', 'tied', 'all']).default('tied'),
+  /**
+   * Mixed precision: keep the most sensitive MatMuls at `high_scheme` until the average bits per weight (codes,
+   * scales and zero points) reaches this budget, e.g. 6 with int4 (5.0 bits at block 32) as the base.
+   */
+  bits_budget: z.number().positive().optional(),
+  high_scheme: z.enum(['int8']).default('int8'),
+  /** How layer sensitivity is measured: the model's KL with only that layer quantized, or the layer's output error. */
+  sensitivity: z.enum(['kl', 'output-error']).optional(),
   /** Ternary: absmean scale per block (default) or per output row. */
   ternary_granularity: z.enum(['block', 'row']).default('block'),
   /** Calibration data for gptq/awq: a tokens JSON or a text file (relative to the recipe). Sampled from the model when absent. */

@@ -1,5 +1,5 @@
 // `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
-// onnxruntime runs; --json output; gptq/awq and bad flags are usage errors (exit code 2).
+// onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -72,18 +72,56 @@ describe('pnpm pipeline quantize', () => {
     expect(r.stdout).toContain('warning: options: 2-bit blocks of 16 have no int8 kernel on CPU');
   });
 
-  it('awq, gptq without --calib and --calib without gptq are usage errors', async () => {
-    const awq = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--algo', 'awq']);
-    expect(awq.code).toBe(2);
-    expect(awq.stderr).toContain('--algo awq is not available yet');
-    const g = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--algo', 'gptq']);
-    expect(g.code).toBe(2);
-    expect(g.stderr).toContain('--algo gptq needs --calib FILE');
+  it('gptq or awq without --calib, --calib without a use for it, and a bad budget are usage errors', async () => {
+    for (const algo of ['gptq', 'awq']) {
+      const g = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--algo', algo]);
+      expect(g.code).toBe(2);
+      expect(g.stderr).toContain(`--algo ${algo} needs --calib FILE`);
+    }
     const c = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--calib', 'x.json']);
     expect(c.code).toBe(2);
+    expect(c.stderr).toContain('--calib is only used by --algo gptq / awq and --bits-budget');
+    const b = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--bits-budget', '-1']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('--bits-budget -1 is not a positive number');
     const o = await cli(['quantize', join(dir, 'in.onnx'), '--out', join(dir, 'x.onnx'), '--scheme', 'int4', '--override', 'lm_head']);
     expect(o.code).toBe(2);
     expect(o.stderr).toContain('is not PATTERN=SCHEME');
+  });
+
+  it('--algo awq with --calib and --bits-budget: scaled, planned and quantized; onnxruntime runs the result', async () => {
+    const d = buildTinyDecoder({ hidden: 32, vocab: 40, layers: 2 });
+    await writeFile(join(dir, 'dec2.onnx'), d.onnx);
+    await writeFile(join(dir, 'calib2.json'), JSON.stringify([[1, 4, 9, 16, 25, 36, 7, 3], [1, 2, 3, 5, 8, 13, 21, 34]]));
+    const out = join(dir, 'dec2-q.onnx');
+    const args = ['quantize', join(dir, 'dec2.onnx'), '--out', out, '--scheme', 'int4', '--algo', 'awq', '--calib', join(dir, 'calib2.json')];
+    const r = await cli([...args, '--block-size', '16', '--bits-budget', '7', '--threads', '0', '--json']);
+    expect(r.stderr).toBe('');
+    const doc = JSON.parse(r.stdout);
+    expect(doc.passes.map((p: { pass: string }) => p.pass)).toEqual(['quant:mixed-precision', 'quant:awq-scale', 'quant:matmul-nbits', 'quant:gather-block-quantized']);
+    const [plan, awq, mm] = doc.passes.map((p: { stats: unknown }) => p.stats);
+    expect(plan.measure).toBe('kl');
+    expect(plan.highNodes.length).toBeGreaterThan(0);
+    expect(plan.achievedBits).toBeLessThanOrEqual(7);
+    expect(mm.bitsPerWeight).toBeCloseTo(plan.achievedBits, 10);
+    expect(awq.groups.length).toBeGreaterThan(0);
+    expect(mm.converted.every((c: { algo: string }) => c.algo === 'awq')).toBe(true);
+    expect(mm.converted.filter((c: { scheme: string }) => c.scheme === 'int8').map((c: { node: string }) => c.node).sort()).toEqual([...plan.highNodes].sort());
+    const s = await ort.InferenceSession.create(out);
+    const L = 5;
+    const feeds: Record<string, import('onnxruntime-node').Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from([1n, 5n, 9n, 2n, 7n]), [1, L]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
+    };
+    for (const name of s.inputNames.filter((n) => n.startsWith('past_key_values'))) feeds[name] = new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 16]);
+    const res = await s.run(feeds);
+    expect(res.logits.dims).toEqual([1, L, 40]);
+    await s.release();
+    // The human summary names each pass.
+    const h = await cli([...args, '--block-size', '16', '--bits-budget', '7', '--threads', '0']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/quant:mixed-precision: \d+ node\(s\) at int8, [\d.]+ bits\/weight \(budget 7\)/);
+    expect(h.stdout).toMatch(/quant:awq-scale: \d+ input\(s\) scaled, \d+ folded into norms, \d+ Mul\(s\) inserted/);
   });
 
   it('--algo gptq with --calib tokens quantizes a decoder graph from captured activations', async () => {

@@ -64,6 +64,31 @@ describe('kernel pool', () => {
     expect((err as QuantizationError).message).toContain('NaN at [2, 4]');
     expect((err as QuantizationError).message.match(/fix:/g)).toHaveLength(1);
   });
+
+  it('analyses (AWQ search with clipping, sensitivity, rounding error) give the same results in a worker as inline', async () => {
+    const inline = inlineKernelRunner();
+    const K = 64;
+    const x = randomMatrix(4, 100, K, 1);
+    for (let t = 0; t < 100; t++) x[t * K + 5] *= 12; // an outlier channel
+    const absMean = new Float64Array(K);
+    for (let i = 0; i < x.length; i++) absMean[i % K] += Math.abs(x[i]) / 100;
+    const weight = { tensor: 'w', bytes: viewBytes(randomMatrix(5, K, 48)), dataType: DataType.FLOAT, K, N: 48, layout: 'kn' as const };
+    const quant = { scheme: 'int4' as const, blockSize: 32, symmetric: true };
+    const awqJob = { kind: 'awq-search' as const, input: 'x', weights: [{ ...weight, quant, clip: true }], activations: { kind: 'rows' as const, x, rows: 100 }, absMean };
+    const jobs = [
+      awqJob,
+      { kind: 'sensitivity' as const, weight, activations: { kind: 'rows' as const, x, rows: 100 }, low: quant, high: { ...quant, scheme: 'int8' as const } },
+      { kind: 'quant-delta' as const, weight, quant },
+    ];
+    for (const job of jobs) expect(await pool.analyze(job)).toEqual(await inline.analyze(job));
+    const awq = await pool.analyze(awqJob);
+    expect(awq.clips[0]!.length).toBe(48 * 2);
+    const nan = randomMatrix(6, K, 48);
+    nan[7] = Number.NaN;
+    const bad = await pool.analyze({ kind: 'quant-delta', quant, weight: { ...weight, bytes: viewBytes(nan) } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(QuantizationError);
+    expect((bad as QuantizationError).code).toBe('QUANT_NON_FINITE');
+  });
 });
 
 describe('runInOrder', () => {

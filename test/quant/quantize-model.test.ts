@@ -5,7 +5,7 @@ import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor } from '../../src/onnx/tensor.js';
 import type { GatherBlockQuantizedStats } from '../../src/quant/passes/gather-block-quantized.js';
-import { quantizationPasses, quantizeModel } from '../../src/quant/quantize-model.js';
+import { quantizationPasses, quantizeModel, wantsCalibration } from '../../src/quant/quantize-model.js';
 import { randomMatrix } from '../helpers/quant.js';
 
 /** The phi-forge / onnxruntime-genai layout: lm_head weight [H, V], tied embedding = Gather(Transpose(it)). */
@@ -31,6 +31,46 @@ describe('quantizeModel', () => {
   it('lists MatMulNBits then GatherBlockQuantized, or only the first with embeddings: none', () => {
     expect(quantizationPasses({}).map((s) => s.pass.name)).toEqual(['quant:matmul-nbits', 'quant:gather-block-quantized']);
     expect(quantizationPasses({ embeddings: 'none' }).map((s) => s.pass.name)).toEqual(['quant:matmul-nbits']);
+  });
+
+  it('plans mixed precision first and scales for AWQ (base algorithm or an override) before MatMulNBits', () => {
+    const names = (o: Parameters<typeof quantizationPasses>[0]) => quantizationPasses(o).map((s) => s.pass.name);
+    expect(names({ algo: 'awq', mixed: { budgetBits: 6 } })).toEqual([
+      'quant:mixed-precision',
+      'quant:awq-scale',
+      'quant:matmul-nbits',
+      'quant:gather-block-quantized',
+    ]);
+    expect(names({ overrides: [{ pattern: '*mlp*', algo: 'awq' }], embeddings: 'none' })).toEqual(['quant:awq-scale', 'quant:matmul-nbits']);
+  });
+
+  it('says when calibration data is needed: GPTQ or AWQ anywhere, or mixed precision', () => {
+    expect(wantsCalibration({ algo: 'rtn' })).toBe(false);
+    expect(wantsCalibration({ algo: 'hqq', overrides: [{ pattern: '*', scheme: 'int8' }] })).toBe(false);
+    expect(wantsCalibration({ algo: 'awq' })).toBe(true);
+    expect(wantsCalibration({ algo: 'gptq' })).toBe(true);
+    expect(wantsCalibration({ algo: 'rtn', overrides: [{ pattern: '*mlp*', algo: 'awq' }] })).toBe(true);
+    expect(wantsCalibration({ mixed: { budgetBits: 6 } })).toBe(true);
+  });
+
+  it('HQQ with a tied lm_head: the table cannot share float zero points, so it is quantized on its own with RTN', async () => {
+    const r = await quantizeModel(lm(true), { scheme: 'int4', algo: 'hqq', blockSize: 16, threads: 0 });
+    const st = r.reports[1].stats as GatherBlockQuantizedStats;
+    expect(r.reports[1].modified).toBe(true);
+    expect(st.converted[0].tiedTo).toBeUndefined();
+    expect(st.converted[0].untied).toBe('the lm_head lm_head.MatMul.weight.qweight cannot be shared (its zero points are floats): quantized on its own with RTN');
+    expect(st.converted[0].bits).toBe(4);
+    expect(r.model.graph.nodes.map((n) => n.opType)).toEqual(['GatherBlockQuantized', 'MatMulNBits']);
+    // No float table is left: the lm_head's HQQ tensors plus the table's own int4 RTN codes and scales (no zero points).
+    const g = r.model.graph;
+    expect(g.initializers.filter((t) => t.dataType === DataType.FLOAT).map((t) => t.name)).toEqual([
+      'lm_head.MatMul.weight.scales',
+      'lm_head.MatMul.weight.qzeros',
+      'lm_head.MatMul.weight.scales.2',
+    ]);
+    const table = g.initializer(g.nodes[0].inputs[0])!;
+    expect(table.dims).toEqual([40, 16]); // 40 rows of 32 values at 4 bits
+    expect(g.nodes[0].inputs.length).toBe(3);
   });
 
   it('by default converts an embedding only when it is tied to the quantized lm_head', async () => {

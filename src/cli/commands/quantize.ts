@@ -1,5 +1,6 @@
 // `pnpm pipeline quantize <in.onnx> --out <out.onnx> --scheme int4|int8|ternary`: weight-only quantization of any ONNX
-// model's constant MatMul weights to com.microsoft MatMulNBits (and tied embeddings to GatherBlockQuantized).
+// model's constant MatMul weights to com.microsoft MatMulNBits (and tied embeddings to GatherBlockQuantized), with
+// rtn / hqq / gptq / awq and optional mixed precision under a bits-per-weight budget (--bits-budget).
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
 
@@ -20,6 +21,35 @@ function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
 }
 
+/** One line per pass for the human summary. */
+function summaryLine(p: { pass: string; modified: boolean; ms: number; stats: unknown }): string {
+  const s = p.stats as {
+    converted?: unknown[];
+    skipped: unknown[];
+    bytesBefore?: number;
+    bytesAfter?: number;
+    bitsPerWeight?: number;
+    reason?: string;
+    groups?: unknown[];
+    normsFolded?: number;
+    mulsInserted?: number;
+    highNodes?: string[];
+    achievedBits?: number;
+    budgetBits?: number;
+    high?: string;
+  };
+  if (p.pass === 'quant:mixed-precision') {
+    if (s.reason) return `${p.pass}: nothing planned — ${s.reason}`;
+    return `${p.pass}: ${s.highNodes!.length} node(s) at ${s.high}, ${s.achievedBits!.toFixed(3)} bits/weight (budget ${s.budgetBits}) (${p.ms} ms)`;
+  }
+  if (!p.modified) return `${p.pass}: unchanged — ${s.reason ?? 'nothing to do'}`;
+  if (p.pass === 'quant:awq-scale') {
+    return `${p.pass}: ${s.groups!.length} input(s) scaled, ${s.normsFolded} folded into norms, ${s.mulsInserted} Mul(s) inserted, ${s.skipped.length} skipped (${p.ms} ms)`;
+  }
+  const bpw = s.bitsPerWeight ? `, ${s.bitsPerWeight.toFixed(3)} bits/weight` : '';
+  return `${p.pass}: ${s.converted!.length} node(s) converted, ${mb(s.bytesBefore!)} float → ${mb(s.bytesAfter!)} quantized${bpw}, ${s.skipped.length} skipped (${p.ms} ms)`;
+}
+
 export const quantizeCommand = defineCommand({
   command: 'quantize <input>',
   describe: 'quantize the constant MatMul weights of an ONNX model to MatMulNBits (int4, int8 or ternary)',
@@ -32,7 +62,8 @@ export const quantizeCommand = defineCommand({
         type: 'string',
         choices: ALGOS,
         default: 'rtn' as const,
-        describe: 'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations',
+        describe:
+          'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations; awq: activation-aware input scaling from --calib activations',
       })
       .option('block-size', { type: 'number', default: 32, describe: 'values per block along K: 16, 32, 64, 128 or 256' })
       .option('asym', { type: 'boolean', default: false, describe: 'store per-block zero points (int4/int8)' })
@@ -40,16 +71,28 @@ export const quantizeCommand = defineCommand({
       .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'node-name pattern to leave in float: glob (* matches /) or /regex/; repeatable' })
       .option('override', { type: 'string', array: true, default: [] as string[], describe: "PATTERN=SCHEME for matching nodes, e.g. '*lm_head*=int8'; repeatable" })
       .option('embeddings', { type: 'string', choices: ['none', 'tied', 'all'] as const, default: 'tied' as const, describe: 'embedding tables → GatherBlockQuantized: only when tied to the lm_head, all, or none' })
-      .option('calib', { type: 'string', describe: 'gptq calibration tokens: {"tokens": [ids...]} or [[ids...], ...] (decoder graphs with genai inputs)' })
+      .option('calib', {
+        type: 'string',
+        describe: 'calibration tokens for gptq, awq and --bits-budget: {"tokens": [ids...]} or [[ids...], ...] (decoder graphs with genai inputs)',
+      })
+      .option('bits-budget', {
+        type: 'number',
+        describe:
+          'mixed precision: move the most sensitive weights to --high-scheme while the average bits per MatMul weight (scales and zero points included) stays within N; sensitivity is model KL on --calib tokens, or weight error without them',
+      })
+      .option('high-scheme', { type: 'string', choices: ['int8'] as const, default: 'int8' as const, describe: 'the scheme --bits-budget moves sensitive weights to' })
       .option('threads', { type: 'number', describe: 'worker threads (default: cores, at most 4; 0 = no workers)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the result' }),
   run: async (args) => {
     const algo = args.algo as (typeof ALGOS)[number];
-    if (algo === 'awq') throw new UsageError('--algo awq is not available yet', { fix: 'use --algo gptq (with --calib), hqq or rtn' });
-    if (algo === 'gptq' && args.calib === undefined) {
-      throw new UsageError('--algo gptq needs --calib FILE', { fix: 'give calibration token sequences: {"tokens": [ids...]} or [[ids...], ...]' });
+    const budget = args.bitsBudget as number | undefined;
+    if ((algo === 'gptq' || algo === 'awq') && args.calib === undefined) {
+      throw new UsageError(`--algo ${algo} needs --calib FILE`, { fix: 'give calibration token sequences: {"tokens": [ids...]} or [[ids...], ...]' });
     }
-    if (algo !== 'gptq' && args.calib !== undefined) throw new UsageError('--calib is only used by --algo gptq', { fix: 'drop --calib for rtn and hqq' });
+    if (algo !== 'gptq' && algo !== 'awq' && budget === undefined && args.calib !== undefined) {
+      throw new UsageError('--calib is only used by --algo gptq / awq and --bits-budget', { fix: 'drop --calib for rtn and hqq' });
+    }
+    if (budget !== undefined && !(budget > 0)) throw new UsageError(`--bits-budget ${budget} is not a positive number`, { fix: 'e.g. --bits-budget 6' });
     const overrides = (args.override as string[]).map(parseOverride);
     const [{ loadModel, saveModel }, { quantizeModel }, { validateMethod }] = await Promise.all([
       import('../../onnx/model-file.js'),
@@ -81,6 +124,7 @@ export const quantizeCommand = defineCommand({
       overrides,
       embeddings: args.embeddings as 'none' | 'tied' | 'all',
       calibration,
+      mixed: budget === undefined ? undefined : { budgetBits: budget, high: args.highScheme as 'int8' },
       threads: args.threads,
       onProgress: progress ? (p) => process.stderr.write(`\r${p.pass}: ${p.done}/${p.total} ${p.item ?? ''}`.slice(0, 120).padEnd(120)) : undefined,
     });
@@ -93,14 +137,7 @@ export const quantizeCommand = defineCommand({
       return;
     }
     const out: string[] = [];
-    for (const p of r.reports) {
-      const s = p.stats as { converted: unknown[]; skipped: unknown[]; bytesBefore: number; bytesAfter: number; reason?: string };
-      out.push(
-        p.modified
-          ? `${p.pass}: ${s.converted.length} node(s) converted, ${mb(s.bytesBefore)} float → ${mb(s.bytesAfter)} quantized, ${s.skipped.length} skipped (${p.ms} ms)`
-          : `${p.pass}: unchanged — ${s.reason ?? 'nothing to do'}`,
-      );
-    }
+    for (const p of r.reports) out.push(summaryLine(p));
     for (const w of warnings) out.push(`warning: ${w}`);
     out.push(`→ ${saved.path}${saved.dataPath ? ` + ${saved.dataPath}` : ''} (${seconds.toFixed(1)} s)`);
     process.stdout.write(out.join('\n') + '\n');

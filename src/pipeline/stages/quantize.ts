@@ -33,9 +33,16 @@ export function quantizeStage(input: {
     options: { ...q, calibration: c && { ...c, tokens: c.tokens && input.resolvePath(c.tokens), text: c.text && input.resolvePath(c.text) } },
     run: async (ctx) => {
       const { loadModel, saveModel } = await import('../../onnx/model-file.js');
-      const { quantizeModel } = await import('../../quant/quantize-model.js');
+      const { quantizeModel, wantsCalibration } = await import('../../quant/quantize-model.js');
       const model = await loadModel(join(input.convert.dir, 'model.onnx'));
-      const calibration = q.algo === 'gptq' ? await calibrationFor(input.convert.dir, q, input.resolvePath, ctx.signal) : undefined;
+      const mixed = q.bits_budget === undefined ? undefined : { budgetBits: q.bits_budget, high: q.high_scheme, sensitivity: q.sensitivity };
+      const overrides = q.overrides
+        .filter((o) => o.scheme !== 'none')
+        .map((o) => ({ pattern: o.pattern, scheme: o.scheme as SchemeName, algo: o.algo as AlgoName | undefined, blockSize: o.block_size }));
+      // GPTQ, AWQ and mixed precision's sensitivity need calibration activations.
+      const calibration = wantsCalibration({ algo: q.algo as AlgoName, overrides, mixed })
+        ? await calibrationFor(input.convert.dir, q, input.resolvePath, ctx.signal)
+        : undefined;
       // An override to `none` keeps those nodes in float: the quantizer spells that as an exclude pattern.
       const keepFloat = q.overrides.filter((o) => o.scheme === 'none').map((o) => o.pattern);
       // The quantizer validates algorithm names itself (an algorithm it lacks is an error, never a silent fallback).
@@ -47,9 +54,8 @@ export function quantizeStage(input: {
         accuracyLevel: q.accuracy_level,
         ternaryScope: q.ternary_granularity,
         exclude: [...q.exclude, ...keepFloat],
-        overrides: q.overrides
-          .filter((o) => o.scheme !== 'none')
-          .map((o) => ({ pattern: o.pattern, scheme: o.scheme as SchemeName, algo: o.algo as AlgoName | undefined, blockSize: o.block_size })),
+        overrides,
+        mixed,
         embeddings: q.embeddings,
         calibration,
         onProgress: (p) => ctx.progress({ done: p.done, total: p.total, unit: 'tensors', message: p.item }),

@@ -14,7 +14,8 @@
 //
 // Both layouts agree byte for byte when hidden is a multiple of the block size (no padding in the last block), and
 // GatherBlockQuantized's uint8 zero points are packed exactly like MatMulNBits' ([rows, ceil(blocks·bits/8)]).
-// Float zero points (HQQ) have no GatherBlockQuantized form; such a tie falls back to quantizing the table itself.
+// Float zero points (HQQ) have no GatherBlockQuantized form; such a tie falls back to quantizing the table on its own
+// with RTN (even when only tied tables are converted: left in float it would outweigh the whole quantized lm_head).
 import { attr, Node, type Graph } from '../../onnx/ir.js';
 import { Tensor } from '../../onnx/tensor.js';
 import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
@@ -53,6 +54,8 @@ export interface ConvertedGather {
   blockSize: number;
   /** Reads the lm_head's quantized tensors (named here) instead of its own. */
   tiedTo?: string;
+  /** The table is a quantized lm_head's weight but could not share its tensors: why, and that it got its own RTN copy. */
+  untied?: string;
   bytesBefore: number;
   bytesAfter: number;
 }
@@ -75,6 +78,8 @@ interface Job {
   method?: QuantMethod & { bits: number };
   /** Another Gather of the same table converted earlier in this pass: read its tensors. */
   sameAs?: Job;
+  /** A tied table quantized on its own: why it could not share the lm_head's tensors. */
+  untied?: string;
   /** Set when committed: what this job's GatherBlockQuantized reads (for later Gathers of the same table). */
   added?: { data: string; scales: string; zeroPoints?: string; bits: number; blockSize: number };
 }
@@ -118,6 +123,7 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
         continue;
       }
       const rec = options.tie === false ? undefined : index.get(c.graph, constantName(w), w.layout);
+      let untied: string | undefined;
       if (rec) {
         const why = tieBlocker(rec);
         if (!why) {
@@ -126,17 +132,22 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
           jobs.push(job);
           continue;
         }
-        stats.warnings.push(`${label}: not tied to ${rec.tensors.b.name} (${why})${options.only === 'tied' ? '' : '; quantizing the table separately'}`);
+        // The table is the lm_head's but cannot share its tensors (e.g. HQQ's float zero points): quantize it on its
+        // own with RTN rather than leave a float table bigger than the whole quantized lm_head.
+        untied = `the lm_head ${rec.tensors.b.name} cannot be shared (${why}): quantized on its own with RTN`;
+        stats.warnings.push(`${label}: not tied to ${rec.tensors.b.name} (${why}); quantizing the table on its own with RTN`);
       }
-      if (options.only === 'tied') {
+      if (options.only === 'tied' && !rec) {
         stats.skipped.push({ node: label, reason: 'its table is not shared with a quantized lm_head (only tied tables are converted)' });
         continue;
       }
-      if ((w.K * bits) % 8 !== 0) {
-        stats.skipped.push({ node: label, reason: `row length ${w.K} does not fill whole bytes at ${bits} bits` });
+      // An untied copy of a quantized lm_head keeps its width (4 or 8 bits); other tables take the pass's.
+      const b = rec && (rec.bits === 4 || rec.bits === 8) ? rec.bits : bits;
+      if ((w.K * b) % 8 !== 0) {
+        stats.skipped.push({ node: label, reason: `row length ${w.K} does not fill whole bytes at ${b} bits` });
         continue;
       }
-      const job: Job = { c, method: { scheme: bits === 8 ? 'int8' : 'int4', algo: 'rtn', blockSize, symmetric: !options.asym, padding: 'none', bits } };
+      const job: Job = { c, untied, method: { scheme: b === 8 ? 'int8' : 'int4', algo: 'rtn', blockSize, symmetric: !options.asym, padding: 'none', bits: b } };
       byTable.set(key, job);
       jobs.push(job);
     }
@@ -258,6 +269,7 @@ function commit(job: Job, r: KernelResult | undefined, stats: GatherBlockQuantiz
     bits,
     blockSize,
     tiedTo: (job.tie ?? job.sameAs?.tie)?.tensors.b.name,
+    untied: job.untied ?? job.sameAs?.untied,
     bytesBefore: job.sameAs ? 0 : w.tensor.byteLength,
     bytesAfter: added,
   });

@@ -1,5 +1,6 @@
 // Pass: MatMul with a constant 2-D float B → com.microsoft MatMulNBits (weight-only blockwise quantization; RTN and
-// HQQ are data-free, GPTQ calibrates on activations captured with onnxruntime).
+// HQQ are data-free, GPTQ calibrates on activations captured with onnxruntime, AWQ weights arrive already rescaled by
+// quant:awq-scale and are rounded with RTN). Schemes per node may come from a mixed-precision plan made earlier.
 //
 //   A ─ MatMul(B: float [K, N]) ─▶ y        becomes        A ─ MatMulNBits(B.qweight, B.scales[, B.qzeros]) ─▶ y
 //
@@ -13,7 +14,7 @@ import { QuantizationError } from '../../util/errors.js';
 import { captureHessians, type CalibrationSource, type HessianRequest } from '../calibration.js';
 import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
 import type { KernelResult } from '../kernel.js';
-import { MethodResolver, methodKey, type MethodOptions, type NodeMethod, type Override } from '../method.js';
+import { MethodResolver, methodKey, plannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
 import { definePass, type PassContext } from '../pass.js';
 import { PatternSet } from '../patterns.js';
 import {
@@ -25,6 +26,9 @@ import {
   type QuantizedTensors,
 } from '../quantized-weights.js';
 import { runInOrder } from '../run-in-order.js';
+
+/** Set in the pass context by quant:awq-scale once AWQ weights are scaled (their kernel is then RTN). */
+export const AWQ_SCALED = 'awqScaled';
 
 export interface MatMulNBitsOptions extends MethodOptions {
   /** Node-name patterns (glob or /regex/) of MatMuls to leave in float. */
@@ -72,6 +76,8 @@ export interface MatMulNBitsStats {
   bytesAfter: number;
   /** Float weights removed from the model (no other reader left). */
   bytesRemoved: number;
+  /** Average bits per quantized weight: 8 · (codes + scales + zero points) / Σ K·N over distinct weights. */
+  bitsPerWeight: number;
   /** Why nothing changed, when nothing did. */
   reason?: string;
 }
@@ -89,7 +95,8 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
   name: 'quant:matmul-nbits',
   describe: 'MatMul with a constant weight → com.microsoft MatMulNBits (int4, int8 or ternary blocks)',
   async run(model, options, ctx) {
-    const resolver = new MethodResolver(options, options.overrides);
+    // A mixed-precision pass earlier in the run may have planned a scheme per node.
+    const resolver = new MethodResolver(options, options.overrides, plannedSchemes(ctx));
     const exclude = new PatternSet(options.exclude ?? []);
     const found = findMatMulWeights(model);
     const stats: MatMulNBitsStats = {
@@ -101,6 +108,7 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
       bytesBefore: 0,
       bytesAfter: 0,
       bytesRemoved: 0,
+      bitsPerWeight: 0,
     };
 
     // Group nodes by (graph, weight, layout, method): one kernel run per distinct weight and method.
@@ -138,6 +146,9 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
 
     const list = [...jobs.values()];
     const index = QuantizedWeightIndex.of(ctx);
+    if (list.some((j) => j.method.algo === 'awq') && !ctx.shared.has(AWQ_SCALED)) {
+      stats.warnings.push('AWQ nodes were not scaled by the quant:awq-scale pass (run it first): they are plain RTN');
+    }
     const gptq = list.some((j) => j.method.algo === 'gptq');
     if (gptq && !options.calibration) {
       throw new QuantizationError('QUANT_NEEDS_CALIBRATION', 'GPTQ needs calibration data', {
@@ -161,6 +172,8 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
       );
     }
     stats.weightsQuantized = list.length;
+    const params = list.reduce((n, j) => n + j.first.weight.K * j.first.weight.N, 0);
+    stats.bitsPerWeight = params > 0 ? (8 * stats.bytesAfter) / params : 0;
     model.requireOpset('com.microsoft', 1);
     return { model, modified: true, stats };
   },
