@@ -1,8 +1,9 @@
 // The source stage: turns a recipe's source (synth preset, llama2.c file, local folder, hub id) into one checkpoint
 // folder (config.json with the recipe's architecture overrides applied, weights, tokenizer files). Local and hub
 // weights are linked, not copied; the stage is keyed by the content hashes of the files it reads.
-import { copyFile, link, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
 import { CheckpointError } from '../../util/errors.js';
 import type { FileHashMemo } from '../../util/hash.js';
 import type { Recipe } from '../../recipes/schema.js';
@@ -29,8 +30,13 @@ export interface SourceStageInput {
 
 const VERSION = 1;
 
-/** Files of a checkpoint folder the build reads (weights, configs, tokenizer). */
-const CHECKPOINT_FILE = /^(config\.json|generation_config\.json|.*\.safetensors|model\.safetensors\.index\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|added_tokens\.json|chat_template\.jinja|vocab\.json|merges\.txt)$/;
+/** Files of a checkpoint folder the build reads: configs, weights, and the tokenizer files transformers reads. */
+function isCheckpointFile(name: string): boolean {
+  return (
+    /^(config\.json|generation_config\.json|.*\.safetensors|model\.safetensors\.index\.json)$/.test(name) ||
+    (TOKENIZER_FILE_NAMES as readonly string[]).includes(name)
+  );
+}
 
 /** Builds the stage definition; for local sources this hashes the inputs first (memoized across runs). */
 export async function sourceStage(input: SourceStageInput): Promise<StageDefinition<SourceResult>> {
@@ -144,7 +150,7 @@ async function checkpointFiles(dir: string): Promise<string[]> {
       fix: 'a Hugging Face checkpoint folder holds config.json and *.safetensors files',
     });
   }
-  return names.filter((n) => CHECKPOINT_FILE.test(n)).sort();
+  return names.filter(isCheckpointFile).sort();
 }
 
 /** Hard-links (same filesystem) or symlinks the files into the stage folder: no multi-GB copies. */
@@ -175,8 +181,8 @@ async function finish(dir: string, input: SourceStageInput, origin: string, revi
     // Generation stops at the end of text and at the end of a chat turn, as Phi-3's generation_config does.
     await replaceJson(join(dir, 'generation_config.json'), { bos_token_id: ids.bos, eos_token_id: [ids.eos, ids.end], pad_token_id: ids.pad });
   } else if (tok && 'path' in tok) {
-    const tdir = input.resolvePath(tok.path);
-    for (const f of await readdir(tdir)) if (/^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja)$/.test(f)) await copyFile(join(tdir, f), join(dir, f));
+    const { findTokenizerFiles, copyTokenizerFiles } = await import('../../checkpoint/tokenizer-files.js');
+    await copyTokenizerFiles(await findTokenizerFiles(input.resolvePath(tok.path)), dir);
   }
   if (Object.keys(overrides).length) config = await replaceJson(configPath, overrides);
   const arch = Array.isArray(config.architectures) ? String(config.architectures[0]) : '';
