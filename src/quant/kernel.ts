@@ -35,7 +35,10 @@ export interface KernelTask {
   /** Type of the scales and float zero points (FLOAT or FLOAT16): the activation type. Default: dataType. */
   floatType?: number;
   K: number;
+  /** Rows in this task: the whole weight's N, or a band of it (see weight-rows.ts). */
   N: number;
+  /** Index of this task's first row in the whole weight (for messages); default 0. */
+  firstRow?: number;
   layout: WeightLayout;
   method: QuantMethod;
   /** GPTQ: the input Hessian, K×K float64 (raw bytes). */
@@ -61,11 +64,13 @@ export interface KernelFailure {
 }
 
 /** The raw bytes of a weight as float32 rows of K, refusing non-finite values (they would poison every scale). */
-export function decodeWeight(t: Pick<KernelTask, 'tensor' | 'bytes' | 'dataType' | 'K' | 'N' | 'layout'>): WeightMatrix {
+export function decodeWeight(t: Pick<KernelTask, 'tensor' | 'bytes' | 'dataType' | 'K' | 'N' | 'layout' | 'firstRow'>): WeightMatrix {
   const data = toFloat32(t.bytes, t.dataType, t.tensor);
   const bad = findNonFinite(data);
   if (bad !== undefined) {
-    const [r, c] = t.layout === 'kn' ? [Math.floor(bad / t.N), bad % t.N] : [Math.floor(bad / t.K), bad % t.K];
+    // Index into the stored tensor: a band's rows are columns of a [K, N] tensor.
+    const n0 = t.firstRow ?? 0;
+    const [r, c] = t.layout === 'kn' ? [Math.floor(bad / t.N), n0 + (bad % t.N)] : [n0 + Math.floor(bad / t.K), bad % t.K];
     throw new QuantizationError('QUANT_NON_FINITE', `weight holds ${data[bad]} at [${r}, ${c}]; quantization needs finite values`, {
       where: `tensor ${t.tensor}`,
       fix: 'the float model is broken (overflow in conversion or a corrupt checkpoint): fix it before quantizing',

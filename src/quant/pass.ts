@@ -3,6 +3,7 @@
 import type { Model } from '../onnx/ir.js';
 import { QuantizationError, isPhiForgeError } from '../util/errors.js';
 import { inlineKernelRunner, type KernelRunner } from './kernel-pool.js';
+import { memorySink, type TensorSink } from './tensor-sink.js';
 
 export interface PassProgress {
   pass: string;
@@ -16,6 +17,8 @@ export interface PassProgress {
 /** Shared between the passes of one run. */
 export interface PassContext {
   kernels: KernelRunner;
+  /** Where quantized tensors are written (memory, or a spill file so the run never holds the quantized model). */
+  sink: TensorSink;
   progress(p: PassProgress): void;
   /**
    * Facts one pass leaves for a later one in the same run, by key. The MatMulNBits pass records which float weight
@@ -61,6 +64,8 @@ export interface PassReport {
 
 export interface RunPassesOptions {
   kernels?: KernelRunner;
+  /** Default: in memory. */
+  sink?: TensorSink;
   onProgress?: (p: PassProgress) => void;
 }
 
@@ -72,6 +77,7 @@ export async function runPasses(
 ): Promise<{ model: Model; modified: boolean; reports: PassReport[] }> {
   const ctx: PassContext = {
     kernels: o.kernels ?? inlineKernelRunner(),
+    sink: o.sink ?? memorySink(),
     progress: o.onProgress ?? (() => {}),
     shared: new Map(),
   };

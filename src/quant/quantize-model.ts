@@ -11,6 +11,7 @@ import { awqScalePass, type AwqScaleOptions } from './passes/awq-scale.js';
 import { gatherBlockQuantizedPass } from './passes/gather-block-quantized.js';
 import { matmulNBitsPass } from './passes/matmul-nbits.js';
 import { mixedPrecisionPass } from './passes/mixed-precision.js';
+import type { TensorSink } from './tensor-sink.js';
 
 /** Mixed precision: the most sensitive weights move from the base scheme to `high` within a bits-per-weight budget. */
 export interface MixedOptions {
@@ -40,6 +41,13 @@ export interface QuantizeOptions extends MethodOptions {
   awq?: Pick<AwqScaleOptions, 'clip' | 'grid' | 'sampleRows' | 'maxRows'>;
   /** Worker threads for the kernels (0: inline). */
   threads?: number;
+  /** Float bytes per row band a weight is quantized in (default 64 MiB; see weight-rows.ts). */
+  pieceBytes?: number;
+  /**
+   * Where quantized tensors go; default in memory. quantizeModelFile spills them to a file beside the output so
+   * memory holds only the weights in flight.
+   */
+  sink?: TensorSink;
   onProgress?: (p: PassProgress) => void;
 }
 
@@ -78,6 +86,7 @@ export function quantizationPasses(o: QuantizeOptions): PassStep[] {
       exclude: o.exclude,
       warnUnusedExcludes: false,
       overrides: o.overrides,
+      pieceBytes: o.pieceBytes,
     }),
   );
   const emb = o.embeddings ?? 'tied';
@@ -90,6 +99,7 @@ export function quantizationPasses(o: QuantizeOptions): PassStep[] {
         exclude: o.exclude,
         warnUnusedExcludes: false,
         only: emb,
+        pieceBytes: o.pieceBytes,
       }),
     );
   }
@@ -107,7 +117,7 @@ export interface QuantizeResult {
 export async function quantizeModel(model: Model, o: QuantizeOptions): Promise<QuantizeResult> {
   const kernels = await createKernelRunner({ threads: o.threads });
   try {
-    const r = await runPasses(model, quantizationPasses(o), { kernels, onProgress: o.onProgress });
+    const r = await runPasses(model, quantizationPasses(o), { kernels, sink: o.sink, onProgress: o.onProgress });
     // Only the converting passes report unused patterns (the planning passes see the same nodes as MatMulNBits).
     const unusedSets = r.reports
       .map((x) => (x.stats as { unusedExcludes?: string[] }).unusedExcludes)

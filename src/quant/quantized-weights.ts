@@ -1,10 +1,10 @@
-// Turning a kernel result into initializers, naming them, and remembering which float weight became which quantized
-// tensors (so a later pass of the same run, e.g. tied embeddings, can read them instead of quantizing again).
-import { DataType } from '../onnx/dtype.js';
+// The initializers of a quantized weight: their names, adding them to a graph, and remembering which float weight
+// became which quantized tensors (so a later pass of the same run, e.g. tied embeddings, can read them instead of
+// quantizing again). quantize-weights.ts makes them.
 import type { Graph } from '../onnx/ir.js';
-import { Tensor } from '../onnx/tensor.js';
+import type { Tensor } from '../onnx/tensor.js';
 import type { WeightLayout } from './formats/block.js';
-import type { KernelResult, QuantMethod } from './kernel.js';
+import type { QuantMethod } from './kernel.js';
 import type { PassContext } from './pass.js';
 
 /** The initializers of one quantized weight. */
@@ -38,28 +38,6 @@ export function quantizedNames(graph: Graph, base: string): { b: string; scales:
     const names = { b: `${base}.qweight${sfx}`, scales: `${base}.scales${sfx}`, zeroPoints: `${base}.qzeros${sfx}` };
     if (!taken(names.b) && !taken(names.scales) && !taken(names.zeroPoints)) return names;
   }
-}
-
-/** Builds the initializers; B is [N, k_blocks, blob] with block padding, [N, row bytes] without. */
-export function toTensors(
-  r: KernelResult,
-  names: { b: string; scales: string; zeroPoints: string },
-  o: { N: number; floatType: number; blockSize: number; bDims?: 'blocks' | 'rows' },
-): QuantizedTensors {
-  const blob = (o.blockSize * r.bits) / 8;
-  const bDims = o.bDims === 'rows' ? [o.N, r.rowBytes] : [o.N, r.kBlocks, blob];
-  const t: QuantizedTensors = {
-    b: Tensor.fromBytes(names.b, DataType.UINT8, bDims, r.b),
-    scales: Tensor.fromBytes(names.scales, o.floatType, [o.N, r.kBlocks], r.scales),
-  };
-  const z = r.zeroPoints;
-  if (z) {
-    t.zeroPoints =
-      z.kind === 'packed'
-        ? Tensor.fromBytes(names.zeroPoints, DataType.UINT8, [o.N, Math.ceil((r.kBlocks * r.bits) / 8)], z.bytes)
-        : Tensor.fromBytes(names.zeroPoints, o.floatType, [o.N, r.kBlocks], z.bytes);
-  }
-  return t;
 }
 
 export function addTensors(graph: Graph, t: QuantizedTensors): void {

@@ -3,14 +3,15 @@
 // into consecutive groups that fit a memory budget.
 
 /**
- * Starts `work(items[i])` for at most `concurrency` items at once and calls `commit(item, result)` in input order.
- * On the first failure it stops starting new work, waits for what is running, and rethrows that failure.
+ * Starts `work(items[i])` for at most `concurrency` items at once and calls `commit(item, result)` in input order
+ * (awaiting it when it is async; the next item's work is already started, so workers stay busy during a commit).
+ * On the first failure (of work or commit) it stops starting new work, waits for what is running, and rethrows.
  */
 export async function runInOrder<T, R>(
   items: readonly T[],
   concurrency: number,
   work: (item: T) => Promise<R>,
-  commit: (item: T, result: R) => void,
+  commit: (item: T, result: R) => void | Promise<void>,
 ): Promise<void> {
   const width = Math.max(1, Math.floor(concurrency));
   const running: Promise<R>[] = [];
@@ -23,15 +24,14 @@ export async function runInOrder<T, R>(
   };
   while (next < items.length && running.length < width) start();
   for (let i = 0; i < items.length; i++) {
-    let r: R;
     try {
-      r = await running.shift()!;
+      const r = await running.shift()!;
+      if (next < items.length) start();
+      await commit(items[i], r);
     } catch (e) {
       await Promise.allSettled(running);
       throw e;
     }
-    commit(items[i], r);
-    if (next < items.length) start();
   }
 }
 

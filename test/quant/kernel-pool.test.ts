@@ -107,7 +107,9 @@ describe('runInOrder', () => {
         running--;
         return i * 10;
       },
-      (item, r) => committed.push(r + item.i),
+      (item, r) => {
+        committed.push(r + item.i);
+      },
     );
     expect(committed).toEqual([0, 11, 22, 33, 44, 55]);
     expect(peak).toBe(3);
@@ -127,5 +129,31 @@ describe('runInOrder', () => {
     ).catch((e: Error) => e);
     expect((err as Error).message).toBe('boom');
     expect(started).toEqual([0, 1, 2]);
+  });
+
+  it('awaits an async commit before the next one, and a failing commit stops the run after running work settles', async () => {
+    const log: string[] = [];
+    let running = 0;
+    const err = await runInOrder(
+      [0, 1, 2, 3, 4, 5, 6],
+      2,
+      async (i) => {
+        running++;
+        await new Promise((r) => setTimeout(r, i === 0 ? 20 : 30));
+        running--;
+        return i;
+      },
+      async (i) => {
+        log.push(`begin ${i}`);
+        await new Promise((r) => setTimeout(r, 5));
+        if (i === 2) throw new Error('commit failed');
+        log.push(`end ${i}`);
+      },
+    ).catch((e: Error) => e);
+    // The error surfaces only once work already started (items 3 and 4) has settled.
+    expect(running).toBe(0);
+    expect((err as Error).message).toBe('commit failed');
+    // Commits never overlap and keep input order.
+    expect(log).toEqual(['begin 0', 'end 0', 'begin 1', 'end 1', 'begin 2']);
   });
 });

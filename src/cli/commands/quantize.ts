@@ -94,11 +94,7 @@ export const quantizeCommand = defineCommand({
     }
     if (budget !== undefined && !(budget > 0)) throw new UsageError(`--bits-budget ${budget} is not a positive number`, { fix: 'e.g. --bits-budget 6' });
     const overrides = (args.override as string[]).map(parseOverride);
-    const [{ loadModel, saveModel }, { quantizeModel }, { validateMethod }] = await Promise.all([
-      import('../../onnx/model-file.js'),
-      import('../../quant/quantize-model.js'),
-      import('../../quant/method.js'),
-    ]);
+    const [{ quantizeModelFile }, { validateMethod }] = await Promise.all([import('../../quant/quantize-file.js'), import('../../quant/method.js')]);
     try {
       validateMethod({ blockSize: args.blockSize, accuracyLevel: args.accuracyLevel }, 'flags');
     } catch (e) {
@@ -107,14 +103,13 @@ export const quantizeCommand = defineCommand({
       throw new UsageError(err.message.split('\n')[0].replace(/^flags: /, ''), { fix: err.fix });
     }
     const t0 = performance.now();
-    const model = await loadModel(args.input as string);
     let calibration;
     if (args.calib !== undefined) {
       const { readTokenFile, tokenCalibration } = await import('../../quant/calibration.js');
       calibration = tokenCalibration(await readTokenFile(args.calib), args.calib);
     }
     const progress = !args.json && process.stderr.isTTY;
-    const r = await quantizeModel(model, {
+    const r = await quantizeModelFile(args.input as string, args.out as string, {
       scheme: args.scheme as (typeof SCHEMES)[number],
       algo,
       blockSize: args.blockSize,
@@ -129,7 +124,7 @@ export const quantizeCommand = defineCommand({
       onProgress: progress ? (p) => process.stderr.write(`\r${p.pass}: ${p.done}/${p.total} ${p.item ?? ''}`.slice(0, 120).padEnd(120)) : undefined,
     });
     if (progress) process.stderr.write('\r'.padEnd(121) + '\r');
-    const saved = await saveModel(r.model, args.out);
+    const saved = r.saved;
     const seconds = (performance.now() - t0) / 1000;
     const warnings = [...r.warnings, ...r.reports.flatMap((p) => (p.stats as { warnings?: string[] }).warnings ?? [])];
     if (args.json) {

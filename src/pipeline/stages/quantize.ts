@@ -1,5 +1,6 @@
 // The quantize stage: model folder → model folder with MatMulNBits / GatherBlockQuantized weights (src/quant), plus
-// the converted folder's genai_config.json and tokenizer files. Weights stream from external data one at a time.
+// the converted folder's genai_config.json and tokenizer files. Weights stream from external data a band of rows at a
+// time and quantized tensors spill to disk as they are made (quant/quantize-file.ts), so memory stays far below the model.
 import { constants } from 'node:fs';
 import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,9 +33,8 @@ export function quantizeStage(input: {
     // Calibration files are named by resolved path (their content is fixed for a build, like validation data).
     options: { ...q, calibration: c && { ...c, tokens: c.tokens && input.resolvePath(c.tokens), text: c.text && input.resolvePath(c.text) } },
     run: async (ctx) => {
-      const { loadModel, saveModel } = await import('../../onnx/model-file.js');
-      const { quantizeModel, wantsCalibration } = await import('../../quant/quantize-model.js');
-      const model = await loadModel(join(input.convert.dir, 'model.onnx'));
+      const { wantsCalibration } = await import('../../quant/quantize-model.js');
+      const { quantizeModelFile } = await import('../../quant/quantize-file.js');
       const mixed = q.bits_budget === undefined ? undefined : { budgetBits: q.bits_budget, high: q.high_scheme, sensitivity: q.sensitivity };
       const overrides = q.overrides
         .filter((o) => o.scheme !== 'none')
@@ -46,7 +46,7 @@ export function quantizeStage(input: {
       // An override to `none` keeps those nodes in float: the quantizer spells that as an exclude pattern.
       const keepFloat = q.overrides.filter((o) => o.scheme === 'none').map((o) => o.pattern);
       // The quantizer validates algorithm names itself (an algorithm it lacks is an error, never a silent fallback).
-      const r = await quantizeModel(model, {
+      const r = await quantizeModelFile(join(input.convert.dir, 'model.onnx'), join(ctx.outDir, 'model.onnx'), {
         scheme: q.scheme as SchemeName,
         algo: q.algo as AlgoName,
         blockSize: q.block_size,
@@ -59,9 +59,7 @@ export function quantizeStage(input: {
         embeddings: q.embeddings,
         calibration,
         onProgress: (p) => ctx.progress({ done: p.done, total: p.total, unit: 'tensors', message: p.item }),
-      });
-      await saveModel(r.model, join(ctx.outDir, 'model.onnx'), {
-        onProgress: (p) => ctx.progress({ done: p.bytes, total: p.totalBytes, unit: 'bytes', message: 'writing model.onnx.data' }),
+        onSaveProgress: (p) => ctx.progress({ done: p.bytes, total: p.totalBytes, unit: 'bytes', message: 'writing model.onnx.data' }),
       });
       for (const f of await readdir(input.convert.dir)) {
         if (!f.startsWith('model.onnx') && f !== 'stage.json') await copyFile(join(input.convert.dir, f), join(ctx.outDir, f), constants.COPYFILE_FICLONE);

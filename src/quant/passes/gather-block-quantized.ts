@@ -19,12 +19,12 @@
 import { attr, Node, type Graph } from '../../onnx/ir.js';
 import { Tensor } from '../../onnx/tensor.js';
 import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
-import type { KernelResult, QuantMethod } from '../kernel.js';
+import type { QuantMethod } from '../kernel.js';
 import { validateMethod } from '../method.js';
-import { definePass, type PassContext } from '../pass.js';
+import { definePass } from '../pass.js';
 import { PatternSet } from '../patterns.js';
-import { QuantizedWeightIndex, addTensors, quantizedNames, tensorsBytes, toTensors, type QuantizedRecord } from '../quantized-weights.js';
-import { runInOrder } from '../run-in-order.js';
+import { QuantizedWeightIndex, addTensors, tensorsBytes, type QuantizedRecord } from '../quantized-weights.js';
+import { quantizeWeights, type QuantizedWeight } from '../quantize-weights.js';
 import { renameOp } from './matmul-nbits.js';
 
 export interface GatherBlockQuantizedOptions {
@@ -42,6 +42,8 @@ export interface GatherBlockQuantizedOptions {
   tie?: boolean;
   /** `tied`: only convert tables that can share a quantized lm_head's tensors; `all` (default): every table. */
   only?: 'tied' | 'all';
+  /** Float bytes per row band a table is quantized in (default 64 MiB; see weight-rows.ts). */
+  pieceBytes?: number;
 }
 
 export interface ConvertedGather {
@@ -163,16 +165,19 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
       return { model, modified: false, stats };
     }
 
+    // Jobs are committed in order (initializer order stays that of the graph); the ones that quantize a table
+    // commit as their tensors complete, the ones that read other tensors right before the next quantized one.
     let done = 0;
-    await runInOrder(
-      jobs,
-      ctx.kernels.concurrency,
-      (job) => (job.method ? quantizeTable(job, ctx) : Promise.resolve(undefined)),
-      (job, r) => {
-        commit(job, r, stats);
-        ctx.progress({ pass: 'quant:gather-block-quantized', done: ++done, total: jobs.length, item: nodeLabel(job.c.node) });
-      },
-    );
+    const commitUpTo = (end: number, q?: QuantizedWeight) => {
+      for (; done < end; done++) {
+        const job = jobs[done];
+        commit(job, done === end - 1 ? q : undefined, stats);
+        ctx.progress({ pass: 'quant:gather-block-quantized', done: done + 1, total: jobs.length, item: nodeLabel(job.c.node) });
+      }
+    };
+    const quantized = jobs.filter((j) => j.method).map((job) => ({ job, weight: job.c.weight, method: job.method! }));
+    await quantizeWeights(quantized, ctx, { bDims: 'rows', pieceBytes: options.pieceBytes }, (j, q) => commitUpTo(jobs.indexOf(j.job) + 1, q));
+    commitUpTo(jobs.length);
     model.requireOpset('com.microsoft', 1);
     return { model, modified: true, stats };
   },
@@ -186,21 +191,13 @@ function tieBlocker(r: QuantizedRecord): string | undefined {
   return undefined;
 }
 
-async function quantizeTable(job: Job, ctx: PassContext): Promise<KernelResult> {
-  const w = job.c.weight;
-  return ctx.kernels.run(
-    { tensor: constantName(w), bytes: await w.tensor.bytes(), dataType: w.tensor.dataType, floatType: w.floatType, K: w.K, N: w.N, layout: w.layout, method: job.method! },
-    { transfer: w.tensor.source.kind === 'external' },
-  );
-}
-
 /** `/model/embed_tokens/Gather` → `/model/embed_tokens`, the path new nodes of this layer are named under. */
 function layerPath(node: Node, fallback: string): string {
   if (node.name.endsWith('/Gather')) return node.name.slice(0, -'/Gather'.length);
   return node.name || fallback;
 }
 
-function commit(job: Job, r: KernelResult | undefined, stats: GatherBlockQuantizedStats): void {
+function commit(job: Job, quantized: QuantizedWeight | undefined, stats: GatherBlockQuantizedStats): void {
   const { c } = job;
   const w = c.weight;
   const graph = c.graph;
@@ -229,12 +226,7 @@ function commit(job: Job, r: KernelResult | undefined, stats: GatherBlockQuantiz
     job.added = { data, scales, zeroPoints, bits, blockSize };
   } else {
     const m = job.method!;
-    const tensors = toTensors(r!, quantizedNames(graph, constantName(w)), {
-      N: w.N,
-      floatType: w.floatType,
-      blockSize: m.blockSize,
-      bDims: 'rows',
-    });
+    const tensors = quantized!.tensors;
     addTensors(graph, tensors);
     data = tensors.b.name;
     scales = tensors.scales.name;

@@ -7,25 +7,18 @@
 // The node keeps its output, so consumers are untouched; `/x/MatMul` is renamed `/x/MatMulNBits`. B may be an
 // initializer, a Constant, or reached through Identity / Cast / 2-D Transpose nodes (B = Transpose(W[N, K]) is quantized
 // straight from W's rows). The float weight and the nodes leading to it are removed once nothing else reads them.
-// Weights are read one at a time (external data by offset) and quantized in worker threads; results are committed
-// in graph order, so the output does not depend on which worker finished first.
+// Weights are read a band of rows at a time (external data by offset) and quantized in worker threads; results go to
+// the run's tensor sink in graph order (quantize-weights.ts), so the output does not depend on which worker finished
+// first, and a spill file keeps the quantized model out of memory.
 import { attr, Node, type Graph, type Model } from '../../onnx/ir.js';
 import { QuantizationError } from '../../util/errors.js';
 import { captureHessians, type CalibrationSource, type HessianRequest } from '../calibration.js';
 import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
-import type { KernelResult } from '../kernel.js';
 import { MethodResolver, methodKey, plannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
-import { definePass, type PassContext } from '../pass.js';
+import { definePass } from '../pass.js';
 import { PatternSet } from '../patterns.js';
-import {
-  QuantizedWeightIndex,
-  addTensors,
-  quantizedNames,
-  tensorsBytes,
-  toTensors,
-  type QuantizedTensors,
-} from '../quantized-weights.js';
-import { runInOrder } from '../run-in-order.js';
+import { QuantizedWeightIndex, addTensors, tensorsBytes } from '../quantized-weights.js';
+import { quantizeWeights, type QuantizedWeight, type WeightJob } from '../quantize-weights.js';
 
 /** Set in the pass context by quant:awq-scale once AWQ weights are scaled (their kernel is then RTN). */
 export const AWQ_SCALED = 'awqScaled';
@@ -41,6 +34,8 @@ export interface MatMulNBitsOptions extends MethodOptions {
   calibration?: CalibrationSource;
   /** GPTQ: Hessian bytes held at once; weights are calibrated in groups that fit. Default 1 GiB. */
   hessianBudgetBytes?: number;
+  /** Float bytes per row band a weight is quantized in (default 64 MiB; see weight-rows.ts). */
+  pieceBytes?: number;
 }
 
 export interface ConvertedMatMul {
@@ -83,12 +78,10 @@ export interface MatMulNBitsStats {
 }
 
 /** One quantization job: a weight and method, and the nodes that will read the result. */
-interface Job {
+interface Job extends WeightJob {
   first: Candidate;
   nodes: { c: Candidate; method: NodeMethod }[];
   method: NodeMethod;
-  /** GPTQ: the Hessian of the inputs of this weight's MatMuls, K×K float64 bytes. */
-  hessian?: Uint8Array;
 }
 
 export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>({
@@ -126,7 +119,7 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
       const key = [graphIds.get(c.graph), constantName(c.weight), c.weight.layout, methodKey(method)].join('\u0000');
       const j = jobs.get(key);
       if (j) j.nodes.push({ c, method });
-      else jobs.set(key, { first: c, nodes: [{ c, method }], method });
+      else jobs.set(key, { first: c, weight: c.weight, nodes: [{ c, method }], method });
     }
     stats.unusedExcludes = exclude.unused();
     if (options.warnUnusedExcludes !== false) {
@@ -161,15 +154,10 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
     // never open a group of their own: without GPTQ the whole list is one group.
     for (const chunk of chunkByHessianBudget(list, options.hessianBudgetBytes ?? 2 ** 30)) {
       if (chunk.some((j) => j.method.algo === 'gptq')) await attachHessians(model, chunk, options.calibration!);
-      await runInOrder(
-        chunk,
-        ctx.kernels.concurrency,
-        (job) => quantizeJob(job, ctx),
-        (job, r) => {
-          commitJob(model, job, r, stats, index);
-          ctx.progress({ pass: 'quant:matmul-nbits', done: ++done, total: list.length, item: job.first.weight.tensor.name });
-        },
-      );
+      await quantizeWeights(chunk, ctx, { bDims: 'blocks', pieceBytes: options.pieceBytes }, (job, q) => {
+        commitJob(job, q, stats, index);
+        ctx.progress({ pass: 'quant:matmul-nbits', done: ++done, total: list.length, item: job.first.weight.tensor.name });
+      });
     }
     stats.weightsQuantized = list.length;
     const params = list.reduce((n, j) => n + j.first.weight.K * j.first.weight.N, 0);
@@ -178,28 +166,6 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
     return { model, modified: true, stats };
   },
 });
-
-async function quantizeJob(job: Job, ctx: PassContext): Promise<KernelResult> {
-  const w = job.first.weight;
-  const bytes = await w.tensor.bytes();
-  const hessian = job.hessian;
-  job.hessian = undefined;
-  return ctx.kernels.run(
-    {
-      tensor: constantName(w),
-      bytes,
-      dataType: w.tensor.dataType,
-      floatType: w.floatType,
-      K: w.K,
-      N: w.N,
-      layout: w.layout,
-      method: job.method,
-      hessian,
-    },
-    // External data is read into a fresh buffer we own (and the Hessian is ours): move them, do not copy.
-    { transfer: w.tensor.source.kind === 'external' },
-  );
-}
 
 /** The MatMul inputs (A) whose activations a GPTQ job needs. */
 function activationsOf(job: Job): string[] {
@@ -246,12 +212,12 @@ async function attachHessians(model: Model, chunk: Job[], calibration: Calibrati
 }
 
 /** Adds the quantized initializers and swaps every node of the job for a MatMulNBits node. */
-function commitJob(model: Model, job: Job, r: KernelResult, stats: MatMulNBitsStats, index: QuantizedWeightIndex): void {
+function commitJob(job: Job, r: QuantizedWeight, stats: MatMulNBitsStats, index: QuantizedWeightIndex): void {
   const w = job.first.weight;
   const graph = job.first.graph;
   const base = constantName(w);
   const m = job.method;
-  const tensors: QuantizedTensors = toTensors(r, quantizedNames(graph, base), { N: w.N, floatType: w.floatType, blockSize: m.blockSize });
+  const tensors = r.tensors;
   addTensors(graph, tensors);
   index.set(graph, base, w.layout, {
     tensors,
@@ -261,7 +227,7 @@ function commitJob(model: Model, job: Job, r: KernelResult, stats: MatMulNBitsSt
     N: w.N,
     kBlocks: r.kBlocks,
     rowBytes: r.rowBytes,
-    zeroPointKind: r.zeroPoints?.kind,
+    zeroPointKind: r.zeroPointKind,
   });
   const after = tensorsBytes(tensors);
   stats.bytesBefore += w.tensor.byteLength;
@@ -295,7 +261,7 @@ function commitJob(model: Model, job: Job, r: KernelResult, stats: MatMulNBitsSt
       algo: m.algo,
       bits: r.bits,
       blockSize: m.blockSize,
-      symmetric: r.zeroPoints === undefined,
+      symmetric: r.zeroPointKind === undefined,
       accuracyLevel: method.accuracyLevel,
       bytesBefore: i === 0 ? w.tensor.byteLength : 0,
       bytesAfter: i === 0 ? after : 0,

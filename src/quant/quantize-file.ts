@@ -1,0 +1,34 @@
+// Quantizing a model file into another, the way the CLI and the pipeline do it: quantized tensors are spilled to a
+// scratch file beside the output as they are made (tensor-sink.ts), so memory holds the weights in flight and never
+// the quantized model; saving copies them into the output's data file; the scratch file is removed in every case.
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { loadModel, saveModel, type SaveProgress, type SaveResult } from '../onnx/model-file.js';
+import { tempSibling } from '../util/atomic-fs.js';
+import { quantizeModel, type QuantizeOptions, type QuantizeResult } from './quantize-model.js';
+import { SpillFile } from './tensor-sink.js';
+
+export interface QuantizeFileOptions extends Omit<QuantizeOptions, 'sink'> {
+  onSaveProgress?: (p: SaveProgress) => void;
+}
+
+export interface QuantizeFileResult extends Omit<QuantizeResult, 'model'> {
+  saved: SaveResult;
+  /** Bytes that went through the scratch file (the quantized tensors). */
+  spilledBytes: number;
+}
+
+export async function quantizeModelFile(input: string, output: string, o: QuantizeFileOptions): Promise<QuantizeFileResult> {
+  const model = await loadModel(input);
+  const out = resolve(output);
+  await mkdir(dirname(out), { recursive: true });
+  // A temporary sibling name: leftovers of a killed run are recognised and cleaned like other temporaries.
+  const spill = await SpillFile.create(tempSibling(`${out}.quantized`));
+  try {
+    const { model: quantized, ...r } = await quantizeModel(model, { ...o, sink: spill });
+    const saved = await saveModel(quantized, out, { onProgress: o.onSaveProgress });
+    return { ...r, saved, spilledBytes: spill.bytes };
+  } finally {
+    await spill.remove();
+  }
+}

@@ -1,0 +1,91 @@
+// Reading a weight a band of rows at a time (rows of the quantizer: N rows of K values), so one big weight — a
+// 200k-vocabulary lm_head is 2.4 GB in fp32 — is quantized in pieces that fit in memory and run on every worker.
+// Rows are contiguous in an [N, K] weight; in a [K, N] weight a band of rows is a band of columns, read row by row.
+import { open } from 'node:fs/promises';
+import { bitsOf } from '../onnx/dtype.js';
+import { readFileRange } from '../onnx/tensor.js';
+import { OnnxError } from '../util/errors.js';
+import type { WeightRef } from './find-weights.js';
+
+/** Float input bytes per piece: large enough that per-piece overhead vanishes, small enough that pieces in flight on every worker stay far below the model. */
+export const PIECE_BYTES = 64 << 20;
+
+/** A band of rows [n0, n1) of one weight. */
+export interface RowBand {
+  n0: number;
+  n1: number;
+}
+
+/**
+ * The row bands a weight is quantized in. One band when the weight is small, or when its bytes are computed
+ * (a lazy tensor, e.g. AWQ-scaled, would be recomputed for every band) and can only be read whole.
+ */
+export function rowBands(w: Pick<WeightRef, 'tensor' | 'K' | 'N'>, pieceBytes = PIECE_BYTES): RowBand[] {
+  const rowBytes = (w.K * bitsOf(w.tensor.dataType)) / 8;
+  const kind = w.tensor.source.kind;
+  const rows = kind === 'lazy' ? w.N : Math.max(1, Math.min(w.N, Math.floor(pieceBytes / rowBytes)));
+  const bands: RowBand[] = [];
+  for (let n0 = 0; n0 < w.N; n0 += rows) bands.push({ n0, n1: Math.min(w.N, n0 + rows) });
+  return bands;
+}
+
+/** Rows [n0, n1) of the weight as raw bytes in the weight's own layout: [n1−n0, K] for `nk`, [K, n1−n0] for `kn`. */
+export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | 'layout'>, band: RowBand): Promise<Uint8Array> {
+  const t = w.tensor;
+  const { n0, n1 } = band;
+  if (n0 === 0 && n1 === w.N) return t.bytes();
+  const es = bitsOf(t.dataType) / 8;
+  const src = t.source;
+  if (w.layout === 'nk') {
+    const [from, length] = [n0 * w.K * es, (n1 - n0) * w.K * es];
+    if (src.kind === 'external') return readFileRange(src.path, src.offset + from, length, t.name);
+    return (await t.bytes()).slice(from, from + length);
+  }
+  // [K, N]: columns n0..n1 of every row.
+  const width = (n1 - n0) * es;
+  const rowBytes = w.N * es;
+  const out = new Uint8Array(w.K * width);
+  if (src.kind !== 'external') {
+    const all = await t.bytes();
+    for (let k = 0; k < w.K; k++) out.set(all.subarray(k * rowBytes + n0 * es, k * rowBytes + n0 * es + width), k * width);
+    return out;
+  }
+  const fh = await open(src.path, 'r').catch((e: unknown) => {
+    throw new OnnxError('ONNX_EXTERNAL_MISSING', 'external data file cannot be opened', {
+      file: src.path,
+      where: `tensor ${t.name}`,
+      fix: 'keep the .data file next to the .onnx file it belongs to',
+      cause: e,
+    });
+  });
+  try {
+    if ((await fh.stat()).size < src.offset + src.length) {
+      throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data is shorter than tensor ${t.name} needs`, {
+        file: src.path,
+        where: `tensor ${t.name}`,
+        fix: 'the .data file is truncated: rebuild or re-download it',
+      });
+    }
+    // One read per row of K, a few in flight at once (the reads are small and mostly served from the page cache).
+    const inFlight = 32;
+    for (let k0 = 0; k0 < w.K; k0 += inFlight) {
+      const reads: Promise<unknown>[] = [];
+      for (let k = k0; k < Math.min(w.K, k0 + inFlight); k++) {
+        reads.push(readFully(fh, out.subarray(k * width, (k + 1) * width), src.offset + k * rowBytes + n0 * es));
+      }
+      await Promise.all(reads);
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readFully(fh: Awaited<ReturnType<typeof open>>, into: Uint8Array, position: number): Promise<void> {
+  let got = 0;
+  while (got < into.byteLength) {
+    const { bytesRead } = await fh.read(into, got, into.byteLength - got, position + got);
+    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + got}`);
+    got += bytesRead;
+  }
+}
