@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datasetFormat, joinRows, parseTokenSequences, readDatasetRows, readDatasetText, readTokensFile } from '../../src/eval/datasets.js';
 import { EvalError } from '../../src/util/errors.js';
-import { writeParquet } from './helpers/parquet-writer.js';
+import { writeParquet } from '../helpers/parquet-writer.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -11,8 +11,8 @@ import { writeTinyTokenizer } from '../../src/checkpoint/tiny-tokenizer.js';
 import { evaluateModel } from '../../src/eval/evaluate.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { writeTinyDecoder } from '../helpers/runtime.js';
-import { writeParquet } from './helpers/parquet-writer.js';
-import { randomTokens } from './helpers/independent.js';
+import { writeParquet } from '../helpers/parquet-writer.js';
+import { randomTokens } from '../helpers/eval-reference.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 

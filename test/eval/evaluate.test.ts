@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateModel, referenceFromPath, resolveWindows } from '../../src/eval/evaluate.js';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { writeTinyDecoder } from '../helpers/runtime.js';
-import { argmaxOf, klOfLogProbs, logSoftmax, percentileLinear, randomTokens } from './helpers/independent.js';
+import { argmaxOf, klOfLogProbs, logSoftmax, percentileLinear, randomTokens } from '../helpers/eval-reference.js';
 
 const VOCAB = 40;
 let dir: string;

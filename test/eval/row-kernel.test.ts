@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RowKernel } from '../../src/eval/row-kernel.js';
 import { Rng } from '../../src/util/random.js';
-import { argmaxOf, logSoftmax } from './helpers/independent.js';
+import { argmaxOf, logSoftmax } from '../helpers/eval-reference.js';
 
 let kernel: RowKernel;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { greedyGenerate } from '../../src/runtime/greedy.js';
 import { Rng } from '../../src/util/random.js';
 import { writeTinyDecoder } from '../helpers/runtime.js';
-import { logSoftmax } from './helpers/independent.js';
+import { logSoftmax } from '../helpers/eval-reference.js';
 
 const VOCAB = 40;
 let dir: string;

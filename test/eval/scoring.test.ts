@@ -6,7 +6,7 @@ import { countScoredPositions, scoreBatches, scoreSequences } from '../../src/ev
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { EvalError } from '../../src/util/errors.js';
 import { writeTinyDecoder } from '../helpers/runtime.js';
-import { nllOfRow, randomTokens } from './helpers/independent.js';
+import { nllOfRow, randomTokens } from '../helpers/eval-reference.js';
 
 const VOCAB = 40;
 let dir: string;

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateModel } from '../../src/eval/evaluate.js';
 import { sampleSequences } from '../../src/eval/sample.js';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
-import { argmaxOf, klOfLogProbs, logSoftmax, nllOfRow, percentileLinear } from './helpers/independent.js';
-import { buildStoriesFp32, quantizeFolder, STORIES_BIN, STORIES_REFERENCE, type StoriesReference } from './helpers/stories.js';
+import { argmaxOf, klOfLogProbs, logSoftmax, nllOfRow, percentileLinear } from '../helpers/eval-reference.js';
+import { buildStoriesFp32, quantizeFolder, STORIES_BIN, STORIES_REFERENCE, type StoriesReference } from '../helpers/stories.js';
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 

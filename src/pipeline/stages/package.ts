@@ -4,6 +4,7 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
 import { buildManifest, MANIFEST_FILE, readManifest } from '../../package/manifest.js';
 import type { GateVerdict } from '../../eval/gates.js';
 import type { Recipe } from '../../recipes/schema.js';
@@ -21,7 +22,7 @@ export interface PackageResult {
 }
 
 /** Files a model folder contributes to the package (weights, runtime config, tokenizer, chat template). */
-const PACKAGE_FILE = /^(model\.onnx|model\.onnx\.data|genai_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|added_tokens\.json|chat_template\.jinja|generation_config\.json)$/;
+const PACKAGE_FILES: ReadonlySet<string> = new Set(['model.onnx', 'model.onnx.data', 'genai_config.json', 'generation_config.json', ...TOKENIZER_FILE_NAMES]);
 
 export function packageStage(input: {
   model: string;
@@ -38,7 +39,8 @@ export function packageStage(input: {
   return {
     name: 'package',
     // 2: mobile packages are pre-optimised, every package is checked against its execution provider.
-    version: 2,
+    // 3: every tokenizer file name of checkpoint/tokenizer-files (vocab.json, merges.txt, ... were left out).
+    version: 3,
     model: input.model,
     inputs: { model: input.modelKey, source: source.key },
     options: {
@@ -49,7 +51,7 @@ export function packageStage(input: {
       gates: input.gates ?? null,
     },
     run: async (ctx) => {
-      const names = (await readdir(input.modelDir)).filter((n) => PACKAGE_FILE.test(n)).sort();
+      const names = (await readdir(input.modelDir)).filter((n) => PACKAGE_FILES.has(n)).sort();
       for (const need of ['model.onnx', 'genai_config.json']) {
         if (!names.includes(need)) {
           throw new PackageError('PACKAGE_INCOMPLETE', `the model folder has no ${need}`, { file: input.modelDir });
@@ -61,7 +63,7 @@ export function packageStage(input: {
         ctx.progress({ done: ++done, total: names.length, unit: 'files', message: n });
       }
       // Tokenizer files come with the model folder when the builder copied them; otherwise from the checkpoint.
-      for (const n of (await readdir(source.dir)).filter((f) => PACKAGE_FILE.test(f) && !names.includes(f) && !f.startsWith('model.'))) {
+      for (const n of (await readdir(source.dir)).filter((f) => PACKAGE_FILES.has(f) && !names.includes(f) && !f.startsWith('model.'))) {
         await copyFile(join(source.dir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
       }
       // Mobile: pre-optimised offline (ORT basic level) so devices load faster; the manifest hashes what ships.

@@ -2,11 +2,11 @@
 // convertCheckpoint fp32) and an int4 copy made by the quantize pass (genai_config.json copied alongside).
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { convertCheckpoint } from '../../../src/arch/convert.js';
-import { convertLlama2c } from '../../../src/checkpoint/llama2c.js';
-import { loadModel, saveModel } from '../../../src/onnx/model-file.js';
-import { quantizeModel } from '../../../src/quant/quantize-model.js';
-import { sharedFixture } from '../../helpers/runtime.js';
+import { convertCheckpoint } from '../../src/arch/convert.js';
+import { convertLlama2c } from '../../src/checkpoint/llama2c.js';
+import { loadModel, saveModel } from '../../src/onnx/model-file.js';
+import { quantizeModel } from '../../src/quant/quantize-model.js';
+import { sharedFixture } from './runtime.js';
 
 export const STORIES_BIN = sharedFixture('stories260K/stories260K.bin');
 export const STORIES_REFERENCE = sharedFixture('stories260K/reference.json');

@@ -1,6 +1,6 @@
 // Independent reference computations for eval tests: log-softmax, KL and percentiles written plainly in float64,
 // sharing no code with src/eval.
-import { Rng } from '../../../src/util/random.js';
+import { Rng } from '../../src/util/random.js';
 
 /** −log softmax(row)[target] computed the textbook way (max-shifted, float64). */
 export function nllOfRow(logits: Float32Array | readonly number[], vocab: number, row: number, target: number): number {
