@@ -224,6 +224,20 @@ export function findEmbeddingGathers(model: Model): Found {
 
 export { nodeLabel };
 
+/**
+ * Keys that identify one weight among the candidates of a scan — its graph, constant name and layout, plus whatever
+ * else the caller groups by (a method) — so nodes reading the same weight the same way share one quantized copy.
+ */
+export class WeightKeys {
+  private readonly graphIds = new Map<Graph, number>();
+
+  of(c: Candidate, ...extra: string[]): string {
+    let id = this.graphIds.get(c.graph);
+    if (id === undefined) this.graphIds.set(c.graph, (id = this.graphIds.size));
+    return [id, constantName(c.weight), c.weight.layout, ...extra].join('\u0000');
+  }
+}
+
 /** The name a constant goes by in the graph: its initializer name, or the output of the Constant node holding it. */
 export function constantName(ref: ConstantRef): string {
   return ref.constantNode ? ref.constantNode.outputs[0] : ref.tensor.name;

@@ -18,7 +18,7 @@
 // with RTN (even when only tied tables are converted: left in float it would outweigh the whole quantized lm_head).
 import { attr, Node, type Graph } from '../../onnx/ir.js';
 import { Tensor } from '../../onnx/tensor.js';
-import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
+import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, WeightKeys, type Candidate, type Skipped } from '../find-weights.js';
 import type { QuantMethod } from '../kernel.js';
 import { validateMethod } from '../method.js';
 import { definePass } from '../pass.js';
@@ -107,7 +107,7 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
     };
     const jobs: Job[] = [];
     const byTable = new Map<string, Job>();
-    const graphIds = new Map<Graph, number>();
+    const keys = new WeightKeys();
     for (const c of found.candidates) {
       const label = nodeLabel(c.node);
       const ex = exclude.match(label);
@@ -116,8 +116,7 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
         continue;
       }
       const w = c.weight;
-      if (!graphIds.has(c.graph)) graphIds.set(c.graph, graphIds.size);
-      const key = `${graphIds.get(c.graph)}\u0000${constantName(w)}\u0000${w.layout}`;
+      const key = keys.of(c);
       const first = byTable.get(key);
       if (first) {
         // Another Gather of a table already handled in this pass: read the same tensors.

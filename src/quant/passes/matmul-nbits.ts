@@ -10,10 +10,10 @@
 // Weights are read a band of rows at a time (external data by offset) and quantized in worker threads; results go to
 // the run's tensor sink in graph order (quantize-weights.ts), so the output does not depend on which worker finished
 // first, and a spill file keeps the quantized model out of memory.
-import { attr, Node, type Graph, type Model } from '../../onnx/ir.js';
+import { attr, Node, type Model } from '../../onnx/ir.js';
 import { QuantizationError } from '../../util/errors.js';
 import { captureHessians, type CalibrationSource, type HessianRequest } from '../calibration.js';
-import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
+import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, WeightKeys, type Candidate, type Skipped } from '../find-weights.js';
 import { MethodResolver, methodKey, plannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
 import { definePass } from '../pass.js';
 import { PatternSet } from '../patterns.js';
@@ -106,7 +106,7 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
 
     // Group nodes by (graph, weight, layout, method): one kernel run per distinct weight and method.
     const jobs = new Map<string, Job>();
-    const graphIds = new Map<Graph, number>();
+    const keys = new WeightKeys();
     for (const c of found.candidates) {
       const label = nodeLabel(c.node);
       const ex = exclude.match(label);
@@ -115,8 +115,7 @@ export const matmulNBitsPass = definePass<MatMulNBitsOptions, MatMulNBitsStats>(
         continue;
       }
       const method = resolver.forNode(label, 'block');
-      if (!graphIds.has(c.graph)) graphIds.set(c.graph, graphIds.size);
-      const key = [graphIds.get(c.graph), constantName(c.weight), c.weight.layout, methodKey(method)].join('\u0000');
+      const key = keys.of(c, methodKey(method));
       const j = jobs.get(key);
       if (j) j.nodes.push({ c, method });
       else jobs.set(key, { first: c, weight: c.weight, nodes: [{ c, method }], method });
