@@ -6,7 +6,7 @@ import { decodeModel, encodeModel } from '../../src/onnx/codec.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, tensorType } from '../../src/onnx/ir.js';
 import { Tensor } from '../../src/onnx/tensor.js';
-import { gptqQuantize } from '../../src/quant/algorithms/gptq.js';
+import { gptqQuantize, inverseHessianFactor } from '../../src/quant/algorithms/gptq.js';
 import { dequantizePacked } from '../../src/quant/formats/block.js';
 import { quantizeUniform } from '../../src/quant/formats/uniform.js';
 import { captureHessians, tokenCalibration, type CalibrationSource, type Feeds } from '../../src/quant/calibration.js';
@@ -62,6 +62,44 @@ function outputError(x: Float32Array, S: number, K: number, N: number, w: Float3
 }
 
 describe('GPTQ algorithm', () => {
+  it("the inverse Hessian's factor U is upper triangular, positive on the diagonal, and Uᵀ·U·H = I", () => {
+    const K = 37;
+    const rng = new Rng(11);
+    // H = XᵀX/n + 0.1·I from correlated activations (positive definite).
+    const n = 50;
+    const x = Float64Array.from(rng.fillNormal(new Float32Array(n * K), 1));
+    for (let r = 0; r < n; r++) for (let k = 1; k < K; k++) x[r * K + k] += 0.8 * x[r * K + k - 1];
+    const h = new Float64Array(K * K);
+    for (let i = 0; i < K; i++) {
+      for (let j = 0; j < K; j++) {
+        let s = i === j ? 0.1 : 0;
+        for (let r = 0; r < n; r++) s += (x[r * K + i] * x[r * K + j]) / n;
+        h[i * K + j] = s;
+      }
+    }
+    const u = inverseHessianFactor(h, K)!;
+    let worst = 0;
+    for (let i = 0; i < K; i++) {
+      expect(u[i * K + i]).toBeGreaterThan(0);
+      for (let j = 0; j < i; j++) expect(u[i * K + j]).toBe(0);
+      for (let j = 0; j < K; j++) {
+        // (Uᵀ·U·H)[i, j], plain triple loop.
+        let s = 0;
+        for (let p = 0; p < K; p++) {
+          let utu = 0;
+          for (let q = 0; q < K; q++) utu += u[q * K + i] * u[q * K + p];
+          s += utu * h[p * K + j];
+        }
+        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-9);
+    // Not positive definite: no factor.
+    const bad = h.slice();
+    bad[5 * K + 5] = -1;
+    expect(inverseHessianFactor(bad, K)).toBeUndefined();
+  });
+
   it('with uncorrelated inputs (H = I) there is nothing to propagate: same bytes as RTN', () => {
     const K = 96;
     const N = 16;

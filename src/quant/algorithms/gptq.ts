@@ -34,52 +34,91 @@ export interface GptqOptions {
   name?: string;
 }
 
-/** In-place lower Cholesky factor of a K×K symmetric matrix; false when it is not positive definite. */
-function cholesky(a: Float64Array, K: number): boolean {
-  for (let j = 0; j < K; j++) {
-    let d = a[j * K + j];
-    for (let p = 0; p < j; p++) d -= a[j * K + p] * a[j * K + p];
-    if (!(d > 0)) return false;
-    const ljj = Math.sqrt(d);
-    a[j * K + j] = ljj;
-    for (let i = j + 1; i < K; i++) {
-      let s = a[i * K + j];
-      for (let p = 0; p < j; p++) s -= a[i * K + p] * a[j * K + p];
-      a[i * K + j] = s / ljj;
-    }
-    for (let i = 0; i < j; i++) a[i * K + j] = 0;
+/** Rows handled together by the factorizations below: each earlier row is read once per tile, not once per row. */
+const TILE = 32;
+
+/** Σ a[x+p]·a[y+p] for p < n, in four independent sums (one running sum would wait on every add). */
+function dot(a: Float64Array, x: number, y: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let p = 0;
+  for (; p + 3 < n; p += 4) {
+    s0 += a[x + p] * a[y + p];
+    s1 += a[x + p + 1] * a[y + p + 1];
+    s2 += a[x + p + 2] * a[y + p + 2];
+    s3 += a[x + p + 3] * a[y + p + 3];
   }
+  for (; p < n; p++) s0 += a[x + p] * a[y + p];
+  return s0 + s1 + (s2 + s3);
+}
+
+/**
+ * In-place lower Cholesky factor of a K×K symmetric matrix (upper part zeroed); false when it is not positive
+ * definite. Row-oriented (Cholesky–Crout), TILE rows at a time: every inner loop is a dot product of two contiguous
+ * row prefixes, and each finished row streams through the cache once per tile (a K = 8192 matrix is 512 MB).
+ */
+function cholesky(a: Float64Array, K: number): boolean {
+  for (let i0 = 0; i0 < K; i0 += TILE) {
+    const i1 = Math.min(K, i0 + TILE);
+    for (let j = 0; j < i1; j++) {
+      const rj = j * K;
+      // Row j is final here: rows before the tile were finished earlier; a row of the tile at its own step (i = j first).
+      for (let i = Math.max(i0, j); i < i1; i++) {
+        const ri = i * K;
+        const s = a[ri + j] - dot(a, ri, rj, j);
+        if (i > j) a[ri + j] = s / a[rj + j];
+        else if (s > 0) a[ri + i] = Math.sqrt(s);
+        else return false;
+      }
+    }
+  }
+  for (let i = 0; i < K; i++) a.fill(0, i * K + i + 1, (i + 1) * K);
   return true;
 }
 
-/** The upper factor U of H⁻¹ = Uᵀ·U, given H; undefined when H is not positive definite. */
-function inverseHessianFactor(h: Float64Array, K: number): Float64Array | undefined {
-  const l = h.slice();
-  if (!cholesky(l, K)) return undefined;
-  // Linv = L⁻¹ (lower), by forward substitution on the identity.
-  const linv = new Float64Array(K * K);
-  for (let c = 0; c < K; c++) {
-    linv[c * K + c] = 1 / l[c * K + c];
-    for (let i = c + 1; i < K; i++) {
-      let s = 0;
-      for (let p = c; p < i; p++) s -= l[i * K + p] * linv[p * K + c];
-      linv[i * K + c] = s / l[i * K + i];
+/**
+ * L⁻¹ of a lower-triangular L: row i = (e_i − Σ_{p<i} L[i,p]·row p of L⁻¹) / L[i,i], accumulated TILE rows at a time
+ * so each finished row p is read once per tile (contiguous updates).
+ */
+function lowerInverse(l: Float64Array, K: number): Float64Array {
+  const x = new Float64Array(K * K);
+  for (let i0 = 0; i0 < K; i0 += TILE) {
+    const i1 = Math.min(K, i0 + TILE);
+    for (let p = 0; p < i1; p++) {
+      const rp = p * K;
+      if (p >= i0) {
+        // Row p of the tile has had every update from rows before it: scale it, set its diagonal.
+        const d = 1 / l[rp + p];
+        for (let c = 0; c < p; c++) x[rp + c] *= d;
+        x[rp + p] = d;
+      }
+      for (let i = Math.max(i0, p + 1); i < i1; i++) {
+        const ri = i * K;
+        const lip = l[ri + p];
+        if (lip === 0) continue;
+        for (let c = 0; c <= p; c++) x[ri + c] -= lip * x[rp + c];
+      }
     }
   }
-  // H⁻¹ = Linvᵀ · Linv.
-  const hinv = new Float64Array(K * K);
-  for (let i = 0; i < K; i++) {
-    for (let j = i; j < K; j++) {
-      let s = 0;
-      for (let p = j; p < K; p++) s += linv[p * K + i] * linv[p * K + j];
-      hinv[i * K + j] = s;
-      hinv[j * K + i] = s;
-    }
-  }
-  // U = chol(H⁻¹)ᵀ: the transpose of the lower factor.
-  if (!cholesky(hinv, K)) return undefined;
+  return x;
+}
+
+/**
+ * The upper factor U of H⁻¹ = Uᵀ·U, given H; undefined when H is not positive definite. With J the reversal
+ * permutation and L̃ = chol(J·H·J): H⁻¹ = J·L̃⁻ᵀ·L̃⁻¹·J = Uᵀ·U for U = J·L̃⁻¹·J, which is upper triangular with a
+ * positive diagonal — one Cholesky and one triangular inverse (K³/3 multiply-adds over contiguous rows) instead of
+ * forming H⁻¹ and factoring it again.
+ */
+export function inverseHessianFactor(h: Float64Array, K: number): Float64Array | undefined {
+  const last = K * K - 1;
+  const a = new Float64Array(K * K);
+  for (let i = 0; i <= last; i++) a[i] = h[last - i]; // J·H·J: element (i, j) ← (K−1−i, K−1−j)
+  if (!cholesky(a, K)) return undefined;
+  const x = lowerInverse(a, K);
   const u = new Float64Array(K * K);
-  for (let i = 0; i < K; i++) for (let j = 0; j <= i; j++) u[j * K + i] = hinv[i * K + j];
+  for (let i = 0; i <= last; i++) u[i] = x[last - i];
   return u;
 }
 
@@ -169,12 +208,18 @@ export function gptqQuantize(w: WeightMatrix, hessian: Float64Array, o: GptqOpti
       }
     }
     if (i2 < K) {
-      for (let n = 0; n < N; n++) {
+      // TILE rows of W at a time, so each row of U is read once per tile rather than once per row of W (same order
+      // of subtractions per element as row by row).
+      for (let n0 = 0; n0 < N; n0 += TILE) {
+        const n1 = Math.min(N, n0 + TILE);
         for (let j = i1; j < i2; j++) {
-          const err = E[n * B + (j - i1)];
-          if (err === 0) continue;
           const urow = j * K;
-          for (let k = i2; k < K; k++) W[n * K + k] -= err * U[urow + k];
+          for (let n = n0; n < n1; n++) {
+            const err = E[n * B + (j - i1)];
+            if (err === 0) continue;
+            const wrow = n * K;
+            for (let k = i2; k < K; k++) W[wrow + k] -= err * U[urow + k];
+          }
         }
       }
     }
