@@ -6,8 +6,11 @@
 // `pipeline convert` and reused (≈23 GB on disk; --clean removes it at the end). Takes minutes, so `pnpm bench` runs
 // it only when asked (`pnpm bench --only quant-full`).
 //
+// --cold (Linux, root) empties the page cache before the read and before quantizing, so both start from disk; without
+// it they read whatever the page cache still holds of the model.
+//
 //   pnpm tsx scripts/bench/quant-full.ts [--work DIR] [--preset phi-4-mini] [--algo rtn] [--block 32] [--threads N]
-//                                        [--json] [--out DIR] [--clean]
+//                                        [--cold] [--json] [--out DIR] [--clean]
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -64,6 +67,16 @@ async function readOnce(path: string): Promise<number> {
 
 const gb = (n: number) => (n / 1e9).toFixed(2);
 
+/** Empties the page cache (Linux, root): the next reads come from disk. */
+async function dropPageCache(): Promise<void> {
+  await execa('sync');
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '3\n');
+  } catch (e) {
+    throw new Error(`--cold needs root on Linux to write /proc/sys/vm/drop_caches (${(e as Error).message})`);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -75,6 +88,7 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
       clean: { type: 'boolean', default: false },
+      cold: { type: 'boolean', default: false },
     },
   });
   const work = values.work!;
@@ -95,9 +109,11 @@ async function main(): Promise<void> {
 
   const input = join(fp32, 'model.onnx');
   const inputBytes = (await stat(`${input}.data`)).size + (await stat(input)).size;
+  if (values.cold) await dropPageCache();
   const readSeconds = await readOnce(`${input}.data`);
 
   await rm(quant, { recursive: true, force: true });
+  if (values.cold) await dropPageCache();
   const q = await runStep(
     `quantize int4 ${values.algo} b${values.block}`,
     ['quantize', input, '--out', join(quant, 'model.onnx'), '--scheme', 'int4', '--algo', values.algo!, '--block-size', values.block!, '--accuracy-level', '4', '--threads', values.threads!, '--json'],
@@ -130,6 +146,7 @@ async function main(): Promise<void> {
     cores: availableParallelism(),
     memoryBytes: totalmem(),
     preset: values.preset,
+    coldPageCache: values.cold,
     method: { scheme: 'int4', algo: values.algo, blockSize: Number(values.block), accuracyLevel: 4, threads: Number(values.threads) },
     inputBytes,
     outputBytes,
@@ -148,7 +165,7 @@ async function main(): Promise<void> {
   };
   const md = [
     `Quantize step of a full-size synthetic ${values.preset} (fp32 cpu layout, ${gb(inputBytes)} GB) to int4 ${values.algo} block ${values.block}, ` +
-      `${values.threads} worker threads (${result.cpu}, ${result.cores} cores, ${gb(result.memoryBytes)} GB RAM, Node ${process.version})`,
+      `${values.threads} worker threads, ${values.cold ? 'page cache emptied first' : 'page cache as left by earlier steps'} (${result.cpu}, ${result.cores} cores, ${gb(result.memoryBytes)} GB RAM, Node ${process.version})`,
     '',
     '| step | wall s | peak RSS GB | CPU s |',
     '|---|---:|---:|---:|',

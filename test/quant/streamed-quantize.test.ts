@@ -17,8 +17,12 @@ import { isPhiForgeError } from '../../src/util/errors.js';
 import { cleanTempDirs, tempDir, tinyCheckpoint } from '../helpers/build.js';
 import { matmulModel, randomMatrix } from '../helpers/quant.js';
 
-/** Small enough that the weights of a tiny model are cut into several bands of a few rows (not a multiple of any row size). */
+/**
+ * Small enough that the big weights of a tiny model are cut into several bands of a few rows (not a multiple of any
+ * row size); the fp16 model (hidden size 64) needs smaller pieces.
+ */
 const TINY_PIECE = 20_000;
+const TINY_PIECE_FP16 = 4_000;
 
 let phi4: string; // tied embeddings, lm_head [H, V] ('kn'), fp32
 let phi3: string; // untied embedding table [V, H] ('nk'), fp16
@@ -51,22 +55,22 @@ async function sameFiles(a: string, b: string): Promise<void> {
 }
 
 describe('banded, spilled quantization', () => {
-  const cases: [string, () => string, QuantizeOptions][] = [
-    ['int4 sym, tied lm_head [H, V]', () => phi4, { scheme: 'int4', blockSize: 32 }],
-    ['int4 asym', () => phi4, { scheme: 'int4', asym: true, blockSize: 16 }],
-    ['int8', () => phi4, { scheme: 'int8', blockSize: 32 }],
-    ['hqq', () => phi4, { scheme: 'int4', algo: 'hqq', blockSize: 32 }],
-    ['ternary per row', () => phi4, { scheme: 'ternary', ternaryScope: 'row', blockSize: 32 }],
-    ['fp16, untied table [V, H], embeddings all', () => phi3, { scheme: 'int4', embeddings: 'all', blockSize: 32 }],
+  const cases: [string, () => string, QuantizeOptions, number][] = [
+    ['int4 sym, tied lm_head [H, V]', () => phi4, { scheme: 'int4', blockSize: 32 }, TINY_PIECE],
+    ['int4 asym', () => phi4, { scheme: 'int4', asym: true, blockSize: 16 }, TINY_PIECE],
+    ['int8', () => phi4, { scheme: 'int8', blockSize: 32 }, TINY_PIECE],
+    ['hqq', () => phi4, { scheme: 'int4', algo: 'hqq', blockSize: 32 }, TINY_PIECE],
+    ['ternary per row', () => phi4, { scheme: 'ternary', ternaryScope: 'row', blockSize: 32 }, TINY_PIECE],
+    ['fp16, untied table [V, H], embeddings all', () => phi3, { scheme: 'int4', embeddings: 'all', blockSize: 32 }, TINY_PIECE_FP16],
   ];
-  it.each(cases)('%s: files equal whole-weight in-memory quantization; no scratch file left', async (_, input, o) => {
+  it.each(cases)('%s: files equal whole-weight in-memory quantization; no scratch file left', async (_, input, o, pieceBytes) => {
     const dir = await tempDir();
     const out = join(dir, 'model.onnx');
-    const r = await quantizeModelFile(input(), out, { ...o, threads: 2, pieceBytes: TINY_PIECE });
-    // The weights really were cut into bands.
+    const r = await quantizeModelFile(input(), out, { ...o, threads: 2, pieceBytes });
+    // The biggest weight really was cut into bands (the lm_head, [K, N]: column bands).
     const model = await loadModel(input());
-    const biggest = findMatMulWeights(model).candidates.map((c) => c.weight);
-    expect(Math.max(...biggest.map((w) => rowBands(w, TINY_PIECE).length))).toBeGreaterThan(3);
+    const weights = findMatMulWeights(model).candidates.map((c) => c.weight);
+    expect(Math.max(...weights.map((w) => rowBands(w, pieceBytes).length))).toBeGreaterThan(3);
     await sameFiles(out, await inMemory(input(), o));
     expect((await readdir(dir)).sort()).toEqual(['model.onnx', 'model.onnx.data']);
     expect(r.spilledBytes).toBeGreaterThan(0);
@@ -129,13 +133,16 @@ describe('readWeightRows', () => {
     }
   });
 
-  it('cuts weights into bands by bytes, but reads computed (lazy) weights whole', () => {
-    const t = Tensor.fromFloat32('W', [100, 30], new Float32Array(3000));
-    expect(rowBands({ tensor: t, K: 100, N: 30 }, 1000)).toEqual(
-      [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28].map((n0) => ({ n0, n1: n0 + 2 })),
-    );
-    expect(rowBands({ tensor: t, K: 100, N: 30 }, 1)).toHaveLength(30);
+  it('cuts weights into bands by bytes; reads [K, N] weights up to 4 pieces and computed (lazy) weights whole', () => {
+    const t = Tensor.fromFloat32('W', [30, 100], new Float32Array(3000)); // 12,000 bytes
+    const bands = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28].map((n0) => ({ n0, n1: n0 + 2 }));
+    expect(rowBands({ tensor: t, K: 100, N: 30, layout: 'nk' }, 1000)).toEqual(bands);
+    expect(rowBands({ tensor: t, K: 100, N: 30, layout: 'nk' }, 1)).toHaveLength(30);
+    // [K, N]: a band of columns costs K reads, so up to 4 pieces the weight is read whole.
+    expect(rowBands({ tensor: t, K: 100, N: 30, layout: 'kn' }, 1000)).toEqual(bands);
+    expect(rowBands({ tensor: t, K: 100, N: 30, layout: 'kn' }, 3000)).toEqual([{ n0: 0, n1: 30 }]);
+    expect(rowBands({ tensor: t, K: 100, N: 30, layout: 'nk' }, 3000)).toHaveLength(5);
     const lazy = Tensor.lazy('W', t.dataType, t.dims, () => new Uint8Array(12000));
-    expect(rowBands({ tensor: lazy, K: 100, N: 30 }, 1000)).toEqual([{ n0: 0, n1: 30 }]);
+    expect(rowBands({ tensor: lazy, K: 100, N: 30, layout: 'nk' }, 1000)).toEqual([{ n0: 0, n1: 30 }]);
   });
 });
