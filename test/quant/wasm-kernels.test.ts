@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileWat, KERNELS_WASM, KERNELS_WAT } from '../../scripts/build-wasm.js';
+import { findNonFinite } from '../../src/quant/formats/block.js';
 import { KERNELS_WASM as LOADED_WASM, simdKernels } from '../../src/quant/formats/uniform-simd.js';
+import { Rng } from '../../src/util/random.js';
 
 describe('uniform-kernels.wasm', () => {
   it('is the compiled uniform-kernels.wat, byte for byte', async () => {
@@ -27,5 +29,29 @@ describe('uniform-kernels.wasm', () => {
 
   it('does not compile a text with an error', async () => {
     await expect(compileWat('(module (func (result i32)))')).rejects.toThrow();
+  });
+
+  it('finds the first NaN or ±Infinity like a plain loop, anywhere (lanes, chunk edges, the scalar tail)', () => {
+    const plain = (a: Float32Array) => {
+      const i = a.findIndex((v) => !Number.isFinite(v));
+      return i < 0 ? undefined : i;
+    };
+    const rng = new Rng(3);
+    const chunk = 1 << 18; // block.ts copies this many floats at a time
+    for (const length of [0, 1, 3, 4, 7, 64, chunk - 1, chunk, chunk + 5, 3 * chunk + 2]) {
+      const a = rng.fillNormal(new Float32Array(length), 1e30); // big but finite
+      expect(findNonFinite(a)).toBe(plain(a));
+      const spots = [0, 1, 2, 3, 5, length - 1, length - 2, chunk - 1, chunk, chunk + 3, 2 * chunk + 1].filter((i) => i >= 0 && i < length);
+      for (const at of spots) {
+        for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+          const b = a.slice();
+          b[at] = bad;
+          if (at + 2 < length) b[at + 2] = Number.NaN; // a later one must not win
+          expect(findNonFinite(b)).toBe(at);
+        }
+      }
+    }
+    // Largest finite values and subnormals are finite.
+    expect(findNonFinite(Float32Array.of(3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -0, 0))).toBeUndefined();
   });
 });

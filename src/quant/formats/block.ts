@@ -1,6 +1,7 @@
 // Blockwise layout shared by every quantization format: the MatMulNBits / GatherBlockQuantized byte layout, bit
 // packing (low bits first), zero-point packing, fp32 emulation helpers and a format-independent dequantizer.
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../../onnx/tensor.js';
+import { simdKernels } from './uniform-simd.js';
 
 /** Bits per stored code; MatMulNBits runs 2, 4 and 8 on CPU. */
 export type QuantBits = 2 | 4 | 8;
@@ -233,10 +234,31 @@ export function toRows(w: WeightMatrix): Float32Array {
 
 /** The first non-finite value of a weight, or undefined: (row n, column k) in the rows-of-K view. */
 export function findNonFinite(data: Float32Array): number | undefined {
-  for (let i = 0; i < data.length; i++) {
+  // Every weight passes through here before it is quantized: with WebAssembly SIMD the scan runs four values at a
+  // time over chunks copied into the kernels' memory (~6× faster than the JS loop, which cost more than RTN itself).
+  const simd = simdKernels();
+  let from = 0;
+  if (simd) {
+    const chunk = NON_FINITE_CHUNK;
+    const mem = simd.reserve(chunk * 4).f32;
+    for (; from + 4 <= data.length; from += chunk) {
+      const n = Math.min(chunk, data.length - from) & ~3;
+      mem.set(data.subarray(from, from + n), 0);
+      const i = simd.nonFinite(0, n);
+      if (i >= 0) return from + i;
+      if (n < chunk) {
+        from += n;
+        break;
+      }
+    }
+  }
+  for (let i = from; i < data.length; i++) {
     const v = data[i];
     // v - v is NaN exactly for NaN and ±Infinity; faster than Number.isFinite in a hot loop.
     if (v - v !== 0) return i;
   }
   return undefined;
 }
+
+/** Floats scanned per copy into the kernels' memory (1 MiB). */
+const NON_FINITE_CHUNK = 1 << 18;

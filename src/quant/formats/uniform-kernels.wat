@@ -1117,4 +1117,25 @@
         (local.set $c (i32.add (local.get $c) (i32.const 4)))
         (br $four))))
 
+  ;; nonFinite(src, count): the index of the first NaN or ±Infinity among `count` f32 at byte address src (count a
+  ;; multiple of 4; the caller scans a tail), or −1. v − v is NaN exactly for NaN and ±Infinity, and NaN ≠ NaN, so
+  ;; one sub and one compare test four values; any_true leaves the loop at the first group holding one.
+  (func $nonFinite (export "nonFinite") (param $src i32) (param $count i32) (result i32)
+    (local $i i32) (local $d v128)
+    (block $done
+      (loop $group
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (local.set $d (v128.load align=1 (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $d (f32x4.sub (local.get $d) (local.get $d)))
+        (if (v128.any_true (f32x4.ne (local.get $d) (local.get $d)))
+          (then
+            ;; The lane: the first of the four whose v − v is NaN.
+            (if (f32.ne (f32x4.extract_lane 0 (local.get $d)) (f32x4.extract_lane 0 (local.get $d))) (then (return (local.get $i))))
+            (if (f32.ne (f32x4.extract_lane 1 (local.get $d)) (f32x4.extract_lane 1 (local.get $d))) (then (return (i32.add (local.get $i) (i32.const 1)))))
+            (if (f32.ne (f32x4.extract_lane 2 (local.get $d)) (f32x4.extract_lane 2 (local.get $d))) (then (return (i32.add (local.get $i) (i32.const 2)))))
+            (return (i32.add (local.get $i) (i32.const 3)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $group)))
+    (i32.const -1))
+
   (memory (export "memory") 1))

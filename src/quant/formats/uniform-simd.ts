@@ -29,6 +29,8 @@ export interface SimdKernels {
   codes(bits: number, src: number, rows: number, perRow: number, bs: number, recip: number, zp: number, dst: number, dstStride: number): void;
   minmaxCols(src: number, rows: number, cols: number, mn: number, mx: number): void;
   codesCols(bits: number, src: number, rows: number, cols: number, recip: number, zp: number, dst: number, dstStride: number): void;
+  /** Index of the first NaN or ±Infinity among `count` (a multiple of 4) f32 at `src`, or −1. */
+  nonFinite(src: number, count: number): number;
 }
 
 /** The compiled kernels, next to this file (committed: tsx has no build step, and workers need them synchronously). */
@@ -76,5 +78,6 @@ function instantiate(): SimdKernels | null {
     codes: (bits, ...args) => codes[bits](...args),
     minmaxCols: e.minmaxCols,
     codesCols: (bits, ...args) => codesCols[bits](...args),
+    nonFinite: e.nonFinite,
   };
 }
