@@ -61,6 +61,8 @@ export interface SaveOptions {
   onProgress?: (p: SaveProgress) => void;
   /** Write even if the model holds protobuf fields the codec did not know (they are lost). */
   dropUnknownFields?: boolean;
+  /** Checked before each tensor: an abort removes the partial data file and rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface SaveResult {
@@ -142,6 +144,7 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
       let written = 0;
       let chunk: Uint8Array | undefined;
       for (let i = 0; i < plan.length; i++) {
+        opts.signal?.throwIfAborted();
         const p = plan[i];
         if (p.offset > writer.offset) await writer.write(new Uint8Array(p.offset - writer.offset));
         const src = p.tensor.source;

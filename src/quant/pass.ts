@@ -19,6 +19,8 @@ export interface PassContext {
   kernels: KernelRunner;
   /** Where quantized tensors are written (memory, or a spill file so the run never holds the quantized model). */
   sink: TensorSink;
+  /** Aborts the run between pieces of work (Ctrl-C); passes check it through `ctx.signal?.throwIfAborted()`. */
+  signal?: AbortSignal;
   progress(p: PassProgress): void;
   /**
    * Facts one pass leaves for a later one in the same run, by key. The MatMulNBits pass records which float weight
@@ -66,6 +68,7 @@ export interface RunPassesOptions {
   kernels?: KernelRunner;
   /** Default: in memory. */
   sink?: TensorSink;
+  signal?: AbortSignal;
   onProgress?: (p: PassProgress) => void;
 }
 
@@ -78,17 +81,21 @@ export async function runPasses(
   const ctx: PassContext = {
     kernels: o.kernels ?? inlineKernelRunner(),
     sink: o.sink ?? memorySink(),
+    signal: o.signal,
     progress: o.onProgress ?? (() => {}),
     shared: new Map(),
   };
   const reports: PassReport[] = [];
   let current = model;
   for (const s of steps) {
+    o.signal?.throwIfAborted();
     const t0 = performance.now();
     let r: PassResult<unknown>;
     try {
       r = await s.pass.run(current, s.options, ctx);
     } catch (e) {
+      // An abort is not a failure of the pass: its reason (e.g. "interrupted by Ctrl-C") goes through unchanged.
+      if (o.signal?.aborted && e === o.signal.reason) throw e;
       throw wrapPassError(s.pass.name, e);
     }
     current = r.model;

@@ -26,7 +26,7 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
   const spill = await SpillFile.create(tempSibling(`${out}.quantized`));
   try {
     const { model: quantized, ...r } = await quantizeModel(model, { ...o, sink: spill });
-    const saved = await saveModel(quantized, out, { onProgress: o.onSaveProgress });
+    const saved = await saveModel(quantized, out, { onProgress: o.onSaveProgress, signal: o.signal });
     return { ...r, saved, spilledBytes: spill.bytes };
   } finally {
     await spill.remove();

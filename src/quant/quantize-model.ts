@@ -43,6 +43,8 @@ export interface QuantizeOptions extends MethodOptions {
   threads?: number;
   /** Float bytes per row band a weight is quantized in (default 64 MiB; see weight-rows.ts). */
   pieceBytes?: number;
+  /** Stops the run between pieces of work; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
   /**
    * Where quantized tensors go; default in memory. quantizeModelFile spills them to a file beside the output so
    * memory holds only the weights in flight.
@@ -117,7 +119,7 @@ export interface QuantizeResult {
 export async function quantizeModel(model: Model, o: QuantizeOptions): Promise<QuantizeResult> {
   const kernels = await createKernelRunner({ threads: o.threads });
   try {
-    const r = await runPasses(model, quantizationPasses(o), { kernels, sink: o.sink, onProgress: o.onProgress });
+    const r = await runPasses(model, quantizationPasses(o), { kernels, sink: o.sink, signal: o.signal, onProgress: o.onProgress });
     // Only the converting passes report unused patterns (the planning passes see the same nodes as MatMulNBits).
     const unusedSets = r.reports
       .map((x) => (x.stats as { unusedExcludes?: string[] }).unusedExcludes)

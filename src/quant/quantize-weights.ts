@@ -92,6 +92,7 @@ export async function quantizeWeights<J extends WeightJob>(
 }
 
 async function runPiece<J extends WeightJob>(p: Piece<J>, ctx: PassContext): Promise<KernelResult> {
+  ctx.signal?.throwIfAborted();
   const w = p.job.weight;
   const whole = p.band.n0 === 0 && p.band.n1 === w.N;
   const bytes = await readWeightRows(w, p.band);

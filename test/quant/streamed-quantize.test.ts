@@ -112,6 +112,33 @@ describe('banded, spilled quantization', () => {
   });
 });
 
+describe('aborting a quantization (Ctrl-C)', () => {
+  it('stops between pieces, rejects with the reason, and leaves no scratch file or partial output', async () => {
+    for (const when of ['quantizing', 'saving'] as const) {
+      const dir = await tempDir();
+      const ac = new AbortController();
+      const reason = new Error('interrupted');
+      let weightsDone = 0;
+      const e = await quantizeModelFile(phi4, join(dir, 'model.onnx'), {
+        scheme: 'int4',
+        threads: 2,
+        pieceBytes: TINY_PIECE,
+        onProgress: () => {
+          if (when === 'quantizing' && ++weightsDone === 2) ac.abort(reason);
+        },
+        onSaveProgress: (p) => {
+          if (when === 'saving' && p.tensors === 3) ac.abort(reason);
+        },
+        signal: ac.signal,
+      }).catch((x: unknown) => x);
+      expect(e).toBe(reason);
+      expect(await readdir(dir)).toEqual([]);
+      // Work stops at the next piece: at most the pieces already in flight finish (the model has 11 weights).
+      if (when === 'quantizing') expect(weightsDone).toBeLessThan(5);
+    }
+  });
+});
+
 describe('readWeightRows', () => {
   it('reads bands of rows of [N, K] and [K, N] weights, external or inline, equal to slicing the whole', async () => {
     const [K, N] = [24, 10];

@@ -3,6 +3,7 @@
 // rtn / hqq / gptq / awq and optional mixed precision under a bits-per-weight budget (--bits-budget).
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
+import type { CalibrationSource } from '../../quant/calibration.js';
 
 const SCHEMES = ['int4', 'int8', 'ternary'] as const;
 const ALGOS = ['rtn', 'hqq', 'gptq', 'awq'] as const;
@@ -94,7 +95,11 @@ export const quantizeCommand = defineCommand({
     }
     if (budget !== undefined && !(budget > 0)) throw new UsageError(`--bits-budget ${budget} is not a positive number`, { fix: 'e.g. --bits-budget 6' });
     const overrides = (args.override as string[]).map(parseOverride);
-    const [{ quantizeModelFile }, { validateMethod }] = await Promise.all([import('../../quant/quantize-file.js'), import('../../quant/method.js')]);
+    const [{ quantizeModelFile }, { validateMethod }, { withAbortOnSigint }] = await Promise.all([
+      import('../../quant/quantize-file.js'),
+      import('../../quant/method.js'),
+      import('../abort.js'),
+    ]);
     try {
       validateMethod({ blockSize: args.blockSize, accuracyLevel: args.accuracyLevel }, 'flags');
     } catch (e) {
@@ -103,13 +108,14 @@ export const quantizeCommand = defineCommand({
       throw new UsageError(err.message.split('\n')[0].replace(/^flags: /, ''), { fix: err.fix });
     }
     const t0 = performance.now();
-    let calibration;
+    let calibration: CalibrationSource | undefined;
     if (args.calib !== undefined) {
       const { readTokenFile, tokenCalibration } = await import('../../quant/calibration.js');
       calibration = tokenCalibration(await readTokenFile(args.calib), args.calib);
     }
     const progress = !args.json && process.stderr.isTTY;
-    const r = await quantizeModelFile(args.input as string, args.out as string, {
+    // Ctrl-C stops between pieces of work; the scratch file and any partial output are removed.
+    const r = await withAbortOnSigint((signal) => quantizeModelFile(args.input as string, args.out as string, {
       scheme: args.scheme as (typeof SCHEMES)[number],
       algo,
       blockSize: args.blockSize,
@@ -122,7 +128,8 @@ export const quantizeCommand = defineCommand({
       mixed: budget === undefined ? undefined : { budgetBits: budget, high: args.highScheme as 'int8' },
       threads: args.threads,
       onProgress: progress ? (p) => process.stderr.write(`\r${p.pass}: ${p.done}/${p.total} ${p.item ?? ''}`.slice(0, 120).padEnd(120)) : undefined,
-    });
+      signal,
+    }));
     if (progress) process.stderr.write('\r'.padEnd(121) + '\r');
     const saved = r.saved;
     const seconds = (performance.now() - t0) / 1000;

@@ -58,6 +58,7 @@ export function quantizeStage(input: {
         mixed,
         embeddings: q.embeddings,
         calibration,
+        signal: ctx.signal,
         onProgress: (p) => ctx.progress({ done: p.done, total: p.total, unit: 'tensors', message: p.item }),
         onSaveProgress: (p) => ctx.progress({ done: p.bytes, total: p.totalBytes, unit: 'bytes', message: 'writing model.onnx.data' }),
       });
