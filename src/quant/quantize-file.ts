@@ -1,8 +1,8 @@
 // Quantizing a model file into another, the way the CLI and the pipeline do it: quantized tensors are spilled to a
 // scratch file beside the output as they are made (tensor-sink.ts), so memory holds the weights in flight and never
 // the quantized model; saving copies them into the output's data file; the scratch file is removed in every case.
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadModel, saveModel, type SaveProgress, type SaveResult } from '../onnx/model-file.js';
 import { tempSibling } from '../util/atomic-fs.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from './quantize-model.js';
@@ -22,6 +22,7 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
   const model = await loadModel(input);
   const out = resolve(output);
   await mkdir(dirname(out), { recursive: true });
+  await removeStaleSpills(out);
   // A temporary sibling name: leftovers of a killed run are recognised and cleaned like other temporaries.
   const spill = await SpillFile.create(tempSibling(`${out}.quantized`));
   try {
@@ -30,5 +31,28 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
     return { ...r, saved, spilledBytes: spill.bytes };
   } finally {
     await spill.remove();
+  }
+}
+
+/** Whether a process with this id is running (signal 0 only checks; EPERM means it exists under another user). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Scratch files of earlier runs for the same output whose process is gone (killed outright: no cleanup ran). They
+ * can be gigabytes; a run still going (another process) keeps its own.
+ */
+async function removeStaleSpills(out: string): Promise<void> {
+  const prefix = `.${basename(out)}.quantized.tmp-`;
+  for (const name of await readdir(dirname(out))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length))?.[1]);
+    if (pid > 0 && !isRunning(pid)) await rm(join(dirname(out), name), { force: true });
   }
 }

@@ -2,7 +2,8 @@
 // quantize-file.ts): the output files are byte-identical to quantizing each weight whole in memory, for every
 // scheme and both weight layouts; the quantized tensors live in the spill, not in memory; the spill never outlives
 // the run; errors in a later band name the element of the whole weight.
-import { readdir, readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../../src/arch/convert.js';
@@ -136,6 +137,20 @@ describe('aborting a quantization (Ctrl-C)', () => {
       // Work stops at the next piece: at most the pieces already in flight finish (the model has 11 weights).
       if (when === 'quantizing') expect(weightsDone).toBeLessThan(5);
     }
+  });
+});
+
+describe('scratch files of killed runs', () => {
+  it('are removed when their process is gone; a running process keeps its own', async () => {
+    const dir = await tempDir();
+    // A process that has exited: its id is free (a scratch file it left was never cleaned).
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const stale = `.model.onnx.quantized.tmp-${gone}-0123abcd`;
+    const live = `.model.onnx.quantized.tmp-${process.pid}-89abcdef`;
+    const other = '.other.onnx.quantized.tmp-1-00000000';
+    for (const f of [stale, live, other]) await writeFile(join(dir, f), 'x');
+    await quantizeModelFile(phi4, join(dir, 'model.onnx'), { scheme: 'int4', threads: 0 });
+    expect((await readdir(dir)).sort()).toEqual([live, other, 'model.onnx', 'model.onnx.data'].sort());
   });
 });
 
