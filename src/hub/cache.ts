@@ -4,6 +4,7 @@
 //                              snapshots/<commit>/<file>    relative symlink to ../../blobs/<etag>
 //                              refs/<branch-or-tag>         the commit it pointed to (no newline)
 //                              .no_exist/<commit>/<file>    empty: the file is known not to exist at that commit
+//   <cache>/.locks/models--owner--name/<etag>.phi-forge.lock   held (pid inside) while one of our processes downloads
 import { constants } from 'node:fs';
 import { copyFile, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -35,6 +36,15 @@ export class RepoCache {
 
   incompletePath(etag: string): string {
     return `${this.blobPath(etag)}.incomplete`;
+  }
+
+  /**
+   * The lock our processes take while downloading a blob, beside Python's `.locks/<repo>/<etag>.lock` but not that
+   * file: Python holds its locks with flock, which a pid lock file cannot share, so the two tools do not lock each
+   * other out (each still verifies every blob it uses).
+   */
+  lockPath(etag: string): string {
+    return join(this.cacheDir, '.locks', repoFolderName(this.repo), `${etag}.phi-forge.lock`);
   }
 
   snapshotDir(commit: string): string {

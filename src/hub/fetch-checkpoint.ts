@@ -7,6 +7,7 @@ import { RepoCache } from './cache.js';
 import { CHECKPOINT_FILES, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, shardsOfIndex } from './checkpoint-files.js';
 import { digestKind } from './digest.js';
 import { downloadBlob, oncePerBlob } from './download-blob.js';
+import { withFileLock } from '../util/file-lock.js';
 import { hubCacheDir, hubEndpoint, hubOffline, hubToken } from './env.js';
 import { describeCause, HubClient, HubNetworkError } from './http.js';
 import { assertRepoFilePath, assertRepoId, assertRevision, isCommitHash } from './repo-id.js';
@@ -219,8 +220,9 @@ class Fetcher {
       if (!etag) throw new HubError('HUB_BAD_RESPONSE', `the hub lists ${file} of ${this.s.repo} without an id`);
       const kind = entry.lfs || !entry.xetHash ? digestKind(etag) : undefined;
       const blob = cache.blobPath(etag);
-      // One download per blob at a time in this process: two builds of one model share the .incomplete file.
-      await oncePerBlob(blob, async () => {
+      // One download per blob at a time, in this process and across processes (two builds of one model, or a CI
+      // matrix on one runner, share the .incomplete file); whoever comes second finds the blob done.
+      await oncePerBlob(blob, () => withFileLock(cache.lockPath(etag), async () => {
         const check = await checkBlob(blob, etag, size);
         if (check === 'ok' || check === 'unverifiable') return;
         if (check === 'corrupt') await discardBlob(blob);
@@ -241,7 +243,7 @@ class Fetcher {
         if (kind) await markBlobVerified(blob);
         this.downloaded.push(file);
         this.bytes += got.received;
-      });
+      }, { signal: this.opts.signal }));
       await cache.linkSnapshot(this.commit, file, etag);
       this.progress(file, size, size, filesTotal, true);
     }

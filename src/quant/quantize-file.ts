@@ -5,6 +5,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadModel, saveModel, type SaveProgress, type SaveResult } from '../onnx/model-file.js';
 import { tempSibling } from '../util/atomic-fs.js';
+import { isRunning } from '../util/file-lock.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from './quantize-model.js';
 import { SpillFile } from './tensor-sink.js';
 
@@ -31,16 +32,6 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
     return { ...r, saved, spilledBytes: spill.bytes };
   } finally {
     await spill.remove();
-  }
-}
-
-/** Whether a process with this id is running (signal 0 only checks; EPERM means it exists under another user). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
