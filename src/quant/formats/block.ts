@@ -133,16 +133,27 @@ export function getCode(src: Uint8Array, rowOffset: number, k: number, bits: Qua
 
 /**
  * Packs per-block zero point codes [N, k_blocks] into [N, ceil(k_blocks·bits/8)], low bits first. Unused slots at
- * the end of a row hold 2^(bits−1), which is what onnxruntime's quantizer leaves there.
+ * the end of a row hold 2^(bits−1), which is what onnxruntime's quantizer leaves there. Whole bytes are built at
+ * once (no call per code): RTN runs this once per block of every weight.
  */
 export function packZeroPoints(zp: Uint8Array, N: number, kBlocks: number, bits: QuantBits): Uint8Array {
-  const rowBytes = zeroPointRowBytes(kBlocks, bits);
-  const out = new Uint8Array(N * rowBytes);
-  const perByte = 8 / bits;
+  if (bits === 8) return zp.slice(0, N * kBlocks);
   const mid = 1 << (bits - 1);
+  const out = new Uint8Array(N * zeroPointRowBytes(kBlocks, bits));
+  let o = 0;
   for (let n = 0; n < N; n++) {
-    for (let j = 0; j < rowBytes * perByte; j++) {
-      putCode(out, n * rowBytes, j, j < kBlocks ? zp[n * kBlocks + j] : mid, bits);
+    let j = n * kBlocks;
+    const end = j + kBlocks;
+    if (bits === 4) {
+      for (; j + 1 < end; j += 2) out[o++] = zp[j] | (zp[j + 1] << 4);
+      if (j < end) out[o++] = zp[j] | (mid << 4);
+    } else {
+      for (; j + 3 < end; j += 4) out[o++] = zp[j] | (zp[j + 1] << 2) | (zp[j + 2] << 4) | (zp[j + 3] << 6);
+      if (j < end) {
+        let v = 0;
+        for (let s = 0; s < 4; s++, j++) v |= (j < end ? zp[j] : mid) << (2 * s);
+        out[o++] = v;
+      }
     }
   }
   return out;

@@ -16,6 +16,7 @@
 // the data copied in and out of their memory.
 import {
   blockGeometry,
+  packZeroPoints,
   roundToFloat16,
   type PackedWeight,
   type QuantBits,
@@ -357,33 +358,6 @@ function quantizeKNSimd(
   }
 }
 
-/**
- * packZeroPoints (block.ts), the same bytes, without a call per code: it runs once per block. Unused slots at the
- * end of a row hold 2^(bits−1); 8-bit zero points are their own packing.
- */
-function packZeroPointRows(zp: Uint8Array, N: number, kBlocks: number, bits: number): Uint8Array {
-  if (bits === 8) return zp;
-  const mid = 1 << (bits - 1);
-  const out = new Uint8Array(N * Math.ceil((kBlocks * bits) / 8));
-  let o = 0;
-  for (let n = 0; n < N; n++) {
-    let j = n * kBlocks;
-    const end = j + kBlocks;
-    if (bits === 4) {
-      for (; j + 1 < end; j += 2) out[o++] = zp[j] | (zp[j + 1] << 4);
-      if (j < end) out[o++] = zp[j] | (mid << 4);
-    } else {
-      for (; j + 3 < end; j += 4) out[o++] = zp[j] | (zp[j + 1] << 2) | (zp[j + 2] << 4) | (zp[j + 3] << 6);
-      if (j < end) {
-        let v = 0;
-        for (let s = 0; s < 4; s++, j++) v |= (j < end ? zp[j] : mid) << (2 * s);
-        out[o++] = v;
-      }
-    }
-  }
-  return out;
-}
-
 export function quantizeUniform(w: WeightMatrix, bits: QuantBits, o: UniformOptions): PackedWeight {
   const { K, N, data } = w;
   const bs = o.blockSize;
@@ -414,6 +388,6 @@ export function quantizeUniform(w: WeightMatrix, bits: QuantBits, o: UniformOpti
     b,
     scales,
     scaleType,
-    zeroPoints: o.symmetric ? undefined : { kind: 'packed', data: packZeroPointRows(zps, N, kBlocks, bits) },
+    zeroPoints: o.symmetric ? undefined : { kind: 'packed', data: packZeroPoints(zps, N, kBlocks, bits) },
   };
 }
