@@ -35,13 +35,10 @@ export interface QuantizeWeightsOptions {
   bDims: 'blocks' | 'rows';
   /** Float bytes per band (default weight-rows' PIECE_BYTES); tests make it small to force many bands. */
   pieceBytes?: number;
-  /** Called with each weight's index after its last band is written (for progress). */
-  onWeightDone?: (index: number) => void;
 }
 
 interface Piece<J> {
   job: J;
-  index: number;
   band: RowBand;
   first: boolean;
   last: boolean;
@@ -67,10 +64,10 @@ export async function quantizeWeights<J extends WeightJob>(
   commit: (job: J, q: QuantizedWeight) => void,
 ): Promise<void> {
   const pieces: Piece<J>[] = [];
-  jobs.forEach((job, index) => {
+  for (const job of jobs) {
     const bands = job.hessian ? [{ n0: 0, n1: job.weight.N }] : rowBands(job.weight, o.pieceBytes);
-    bands.forEach((band, i) => pieces.push({ job, index, band, first: i === 0, last: i === bands.length - 1 }));
-  });
+    bands.forEach((band, i) => pieces.push({ job, band, first: i === 0, last: i === bands.length - 1 }));
+  }
   let pending: Pending | undefined;
   await runInOrder(
     pieces,
@@ -86,7 +83,6 @@ export async function quantizeWeights<J extends WeightJob>(
       if (!p.last) return;
       pending = undefined;
       commit(p.job, await finishWeight(p.job, s, o.bDims, ctx));
-      o.onWeightDone?.(p.index);
     },
   );
 }

@@ -174,8 +174,8 @@ export const gatherBlockQuantizedPass = definePass<GatherBlockQuantizedOptions, 
         ctx.progress({ pass: 'quant:gather-block-quantized', done: done + 1, total: jobs.length, item: nodeLabel(job.c.node) });
       }
     };
-    const quantized = jobs.filter((j) => j.method).map((job) => ({ job, weight: job.c.weight, method: job.method! }));
-    await quantizeWeights(quantized, ctx, { bDims: 'rows', pieceBytes: options.pieceBytes }, (j, q) => commitUpTo(jobs.indexOf(j.job) + 1, q));
+    const quantized = jobs.flatMap((job, at) => (job.method ? [{ at, weight: job.c.weight, method: job.method }] : []));
+    await quantizeWeights(quantized, ctx, { bDims: 'rows', pieceBytes: options.pieceBytes }, (j, q) => commitUpTo(j.at + 1, q));
     commitUpTo(jobs.length);
     model.requireOpset('com.microsoft', 1);
     return { model, modified: true, stats };
