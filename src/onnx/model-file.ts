@@ -1,12 +1,12 @@
 // Model files: loadModel (size-checked read + decode) and saveModel (streams large tensors into one aligned .data file).
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { AtomicFileWriter, writeFileAtomic } from '../util/atomic-fs.js';
 import { OnnxError } from '../util/errors.js';
 import { checkUnknownFields, decodeModel, prepareModelEncode } from './codec.js';
 import { DataType } from './dtype.js';
 import type { Attribute, Graph, Model, Node } from './ir.js';
-import type { Tensor, TensorSource } from './tensor.js';
+import { openExternalRange, type Tensor, type TensorSource } from './tensor.js';
 
 /** Protobuf messages (and onnxruntime) stop at 2 GiB − 1 bytes; bigger models need external data. */
 export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
@@ -211,26 +211,8 @@ async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, 
 const COPY_CHUNK_BYTES = 32 << 20;
 
 async function copyRange(path: string, offset: number, length: number, name: string, writer: AtomicFileWriter, chunk: Uint8Array): Promise<void> {
-  let fh;
+  const fh = await openExternalRange(path, offset, length, name);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new OnnxError('ONNX_EXTERNAL_MISSING', 'external data file cannot be opened', {
-      file: path,
-      where: `tensor ${name}`,
-      fix: 'keep the .data file next to the .onnx file it belongs to',
-      cause: e,
-    });
-  }
-  try {
-    const { size } = await fh.stat();
-    if (offset + length > size) {
-      throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data ends at byte ${size}, tensor needs bytes ${offset}..${offset + length}`, {
-        file: path,
-        where: `tensor ${name}`,
-        fix: 'the .data file is truncated: rebuild or re-download it',
-      });
-    }
     // Two halves of the buffer: the next read runs while the previous piece is being written.
     const half = chunk.byteLength >> 1;
     const bufs = [chunk.subarray(0, half), chunk.subarray(half)];

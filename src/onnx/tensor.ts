@@ -1,5 +1,5 @@
 // Tensor of the IR: dtype and shape known up front; data inline, in an external file (read by offset), or lazily produced.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { OnnxError } from '../util/errors.js';
 import { DataType, byteLengthOf, dataTypeName, numel } from './dtype.js';
 
@@ -169,8 +169,12 @@ export function viewBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Reads `length` bytes at `offset` of a file, failing clearly when the file is shorter. */
-export async function readFileRange(path: string, offset: number, length: number, what: string): Promise<Uint8Array> {
+/**
+ * Opens an external data file to read bytes offset..offset+length of tensor `what`, failing clearly when the file is
+ * missing or shorter (checked before reading: a truncated file or a corrupt length must not cost a huge allocation).
+ * The caller closes the handle.
+ */
+export async function openExternalRange(path: string, offset: number, length: number, what: string): Promise<FileHandle> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -182,16 +186,25 @@ export async function readFileRange(path: string, offset: number, length: number
       cause: e,
     });
   }
+  const { size } = await fh.stat().catch(async (e: unknown) => {
+    await fh.close();
+    throw e;
+  });
+  if (offset + length > size) {
+    await fh.close();
+    throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data ends at byte ${size}, tensor needs bytes ${offset}..${offset + length}`, {
+      file: path,
+      where: `tensor ${what}`,
+      fix: 'the .data file is truncated: rebuild or re-download it',
+    });
+  }
+  return fh;
+}
+
+/** Reads `length` bytes at `offset` of a file, failing clearly when the file is shorter. */
+export async function readFileRange(path: string, offset: number, length: number, what: string): Promise<Uint8Array> {
+  const fh = await openExternalRange(path, offset, length, what);
   try {
-    // Check the size first: a truncated file (or a corrupt length) must not cost a huge allocation.
-    const { size } = await fh.stat();
-    if (offset + length > size) {
-      throw new OnnxError(
-        'ONNX_EXTERNAL_TRUNCATED',
-        `external data ends at byte ${size}, tensor needs bytes ${offset}..${offset + length}`,
-        { file: path, where: `tensor ${what}`, fix: 'the .data file is truncated: rebuild or re-download it' },
-      );
-    }
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {

@@ -1,10 +1,9 @@
 // Reading a weight a band of rows at a time (rows of the quantizer: N rows of K values), so one big weight — a
 // 200k-vocabulary lm_head is 2.4 GB in fp32 — is quantized in pieces that fit in memory and run on every worker.
 // Rows are contiguous in an [N, K] weight; in a [K, N] weight a band of rows is a band of columns, read row by row.
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { bitsOf } from '../onnx/dtype.js';
-import { readFileRange } from '../onnx/tensor.js';
-import { OnnxError } from '../util/errors.js';
+import { openExternalRange, readFileRange } from '../onnx/tensor.js';
 import type { WeightRef } from './find-weights.js';
 
 /** Float input bytes per piece: large enough that per-piece overhead vanishes, small enough that pieces in flight on every worker stay far below the model. */
@@ -58,22 +57,8 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
     for (let k = 0; k < w.K; k++) out.set(all.subarray(k * rowBytes + n0 * es, k * rowBytes + n0 * es + width), k * width);
     return out;
   }
-  const fh = await open(src.path, 'r').catch((e: unknown) => {
-    throw new OnnxError('ONNX_EXTERNAL_MISSING', 'external data file cannot be opened', {
-      file: src.path,
-      where: `tensor ${t.name}`,
-      fix: 'keep the .data file next to the .onnx file it belongs to',
-      cause: e,
-    });
-  });
+  const fh = await openExternalRange(src.path, src.offset, src.length, t.name);
   try {
-    if ((await fh.stat()).size < src.offset + src.length) {
-      throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data is shorter than tensor ${t.name} needs`, {
-        file: src.path,
-        where: `tensor ${t.name}`,
-        fix: 'the .data file is truncated: rebuild or re-download it',
-      });
-    }
     // One read per row of K, a few in flight at once (the reads are small and mostly served from the page cache).
     const inFlight = 32;
     for (let k0 = 0; k0 < w.K; k0 += inFlight) {
@@ -89,7 +74,7 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
   }
 }
 
-async function readFully(fh: Awaited<ReturnType<typeof open>>, into: Uint8Array, position: number): Promise<void> {
+async function readFully(fh: FileHandle, into: Uint8Array, position: number): Promise<void> {
   let got = 0;
   while (got < into.byteLength) {
     const { bytesRead } = await fh.read(into, got, into.byteLength - got, position + got);
