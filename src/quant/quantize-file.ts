@@ -2,9 +2,9 @@
 // scratch file beside the output as they are made (tensor-sink.ts), so memory holds the weights in flight and never
 // the quantized model; saving copies them into the output's data file; the scratch file is removed in every case.
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { loadModel, saveModel, type SaveProgress, type SaveResult } from '../onnx/model-file.js';
-import { tempSibling } from '../util/atomic-fs.js';
+import { tempSibling, tempSiblingPid } from '../util/atomic-fs.js';
 import { isRunning } from '../util/file-lock.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from './quantize-model.js';
 import { SpillFile } from './tensor-sink.js';
@@ -25,7 +25,7 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
   await mkdir(dirname(out), { recursive: true });
   await removeStaleSpills(out);
   // A temporary sibling name: leftovers of a killed run are recognised and cleaned like other temporaries.
-  const spill = await SpillFile.create(tempSibling(`${out}.quantized`));
+  const spill = await SpillFile.create(tempSibling(spillPath(out)));
   try {
     const { model: quantized, ...r } = await quantizeModel(model, { ...o, sink: spill });
     const saved = await saveModel(quantized, out, { onProgress: o.onSaveProgress, signal: o.signal });
@@ -35,15 +35,18 @@ export async function quantizeModelFile(input: string, output: string, o: Quanti
   }
 }
 
+/** What the scratch file is a temporary sibling of (its real name adds the pid and a random part). */
+function spillPath(out: string): string {
+  return `${out}.quantized`;
+}
+
 /**
  * Scratch files of earlier runs for the same output whose process is gone (killed outright: no cleanup ran). They
  * can be gigabytes; a run still going (another process) keeps its own.
  */
 async function removeStaleSpills(out: string): Promise<void> {
-  const prefix = `.${basename(out)}.quantized.tmp-`;
   for (const name of await readdir(dirname(out))) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(/^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length))?.[1]);
-    if (pid > 0 && !isRunning(pid)) await rm(join(dirname(out), name), { force: true });
+    const pid = tempSiblingPid(spillPath(out), name);
+    if (pid !== undefined && !isRunning(pid)) await rm(join(dirname(out), name), { force: true });
   }
 }

@@ -11,6 +11,13 @@ export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** The pid of the process that made `name` with tempSibling(path), or undefined when `name` is not such a name. */
+export function tempSiblingPid(path: string, name: string): number | undefined {
+  const prefix = `.${basename(path)}.tmp-`;
+  const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length)) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 /** True for the temporary names tempSibling makes (used to clean leftovers of killed runs). */
 export function isTempSibling(name: string): boolean {
   return /^\..*\.tmp-\d+-[0-9a-f]{8}$/.test(name);
