@@ -8,10 +8,11 @@ import { sourceStage, type SourceResult } from '../src/pipeline/stages/source.js
 import { convertStage, type ConvertResult } from '../src/pipeline/stages/convert.js';
 import { quantizeStage, type QuantizeResult } from '../src/pipeline/stages/quantize.js';
 import { referenceStage, validateStage, type ReferenceResult, type ValidateResult } from '../src/pipeline/stages/validate.js';
-import { packageStage, publishPackage, type PackageResult } from '../src/pipeline/stages/package.js';
+import { checkPublishTarget, packageStage, publishPackage, type PackageResult } from '../src/pipeline/stages/package.js';
 import { formatProgress, taskList, throttle } from '../src/pipeline/ui.js';
 import { targetPlan, type TargetPlan } from '../src/pipeline/target-plan.js';
 import { FileHashMemo } from '../src/util/hash.js';
+import { checkWorkFolder } from '../src/util/output-path.js';
 import { GateError, isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
 import { checkGates, formatGateTable } from '../src/eval/gates.js';
 import { getArchitecture } from '../src/arch/index.js';
@@ -29,6 +30,8 @@ export interface BuildRequest {
   precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
   /** Where finished packages are published (<out>/<model>-<target>); default artifacts/packages. */
   out?: string;
+  /** Replace a published folder that holds files other than a previous package's. */
+  force?: boolean;
   /** Root of the stage cache; default <repo>/artifacts (or PHI_FORGE_ARTIFACTS). */
   artifacts?: string;
   hubToken?: string;
@@ -42,6 +45,13 @@ export interface BuildRequest {
 
 export const DEFAULT_ARTIFACTS = resolve(new URL('../artifacts', import.meta.url).pathname);
 
+/** The stage cache folder: `given` (--artifacts), else PHI_FORGE_ARTIFACTS, else the repo's artifacts/; a folder. */
+export async function artifactsRoot(given?: string): Promise<string> {
+  if (given !== undefined) return checkWorkFolder(given, '--artifacts');
+  const env = process.env.PHI_FORGE_ARTIFACTS;
+  return checkWorkFolder(env ?? DEFAULT_ARTIFACTS, env ? 'PHI_FORGE_ARTIFACTS' : '--artifacts');
+}
+
 export async function build(req: BuildRequest): Promise<BuildReport> {
   const spec = await resolveBuildSpec(req.spec, { targets: req.targets, precision: req.precision, builder: req.builder });
   return buildFromSpec(spec, req);
@@ -50,8 +60,11 @@ export async function build(req: BuildRequest): Promise<BuildReport> {
 /** Builds an already resolved spec (compare and release build variants of one recipe through this). */
 export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'spec' | 'targets' | 'precision'>): Promise<BuildReport> {
   const t0 = performance.now();
-  const artifacts = resolve(req.artifacts ?? process.env.PHI_FORGE_ARTIFACTS ?? DEFAULT_ARTIFACTS);
+  const artifacts = await artifactsRoot(req.artifacts);
   const model = spec.recipe.name;
+  // Where each package goes is checked before any work: a folder of the user's there is never replaced unasked.
+  const outRoot = await checkWorkFolder(req.out ?? join(artifacts, 'packages'), '--out');
+  for (const t of spec.recipe.targets) await checkPublishTarget(join(outRoot, `${model}-${t.target}`), req.force);
   // External builders are checked before any work, so a missing tool is one message, not a failed stage.
   let tool: ExternalToolInfo | undefined;
   if (spec.recipe.builder !== 'native') {
@@ -136,7 +149,7 @@ export async function buildFromSpec(spec: BuildSpec, req: Omit<BuildRequest, 'sp
           task,
           ids,
         );
-        const published = await publishPackage(pkg.dir, resolve(req.out ?? join(artifacts, 'packages')), `${model}-${plan.target.id}`);
+        const published = await publishPackage(pkg.dir, outRoot, `${model}-${plan.target.id}`, req.force);
         report.package = published;
         report.files = pkg.record.result.files;
         report.ok = true;

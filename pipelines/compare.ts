@@ -15,7 +15,8 @@ import { checkGates } from '../src/eval/gates.js';
 import { algoNames } from '../src/quant/method.js';
 import { writeFileAtomic } from '../src/util/atomic-fs.js';
 import { isPhiForgeError, UsageError, type PhiForgeError } from '../src/util/errors.js';
-import { buildFromSpec, DEFAULT_ARTIFACTS } from './build.js';
+import { checkWorkFolder } from '../src/util/output-path.js';
+import { artifactsRoot, buildFromSpec } from './build.js';
 
 export type { CompareReport, CompareRow } from '../src/compare/compare-report.js';
 
@@ -50,14 +51,14 @@ export async function compare(req: CompareRequest): Promise<CompareReport> {
   const t0 = performance.now();
   const schemes = parseSchemeList(req.schemes);
   const log = req.log ?? (() => undefined);
-  const artifacts = resolve(req.artifacts ?? process.env.PHI_FORGE_ARTIFACTS ?? DEFAULT_ARTIFACTS);
+  const artifacts = await artifactsRoot(req.artifacts);
   const spec = await resolveBuildSpec(req.spec);
   const base = chooseTarget(spec, req.target);
   const validation = await validationFor(spec.recipe, req.data);
   const gates = base.gates ?? spec.recipe.gates;
   const budget = base.size_budget_mb;
   const model = spec.recipe.name;
-  const reportDir = resolve(req.report ?? join(artifacts, 'compare', `${model}-${base.target}`));
+  const reportDir = await checkWorkFolder(req.report ?? join(artifacts, 'compare', `${model}-${base.target}`), '--report');
 
   const rows: CompareRow[] = [];
   let source = model;

@@ -3,7 +3,7 @@
 import { open, readdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeDirAtomic } from '../util/atomic-fs.js';
-import { refuseNonEmpty } from '../util/out-dir.js';
+import { checkOutputFolder } from '../util/output-path.js';
 import { CheckpointError } from '../util/errors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.js';
 
@@ -221,7 +221,8 @@ export async function convertLlama2c(opts: ConvertLlama2cOptions): Promise<Conve
     }
     const tensors = planLlama2cTensors(header, layout, (span) => readFloats(fh, span, file));
     const config = llama2cPhi3Config(header);
-    await refuseNonEmpty(outDir, opts.overwrite ?? false);
+    // --force replaces output only: never the input file or a folder holding it.
+    await checkOutputFolder(outDir, { flag: '--out', force: opts.overwrite, inputs: [file] });
     const files = ['config.json', 'generation_config.json', 'model.safetensors'];
     await writeDirAtomic(outDir, async (tmp) => {
       await writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -303,8 +304,15 @@ function asBytes(a: Float32Array): Uint8Array {
 
 async function openInput(file: string): Promise<FileHandle> {
   try {
-    return await open(file, 'r');
+    const fh = await open(file, 'r');
+    // open() succeeds on a folder; reading it then fails with EISDIR far from here.
+    if (!(await fh.stat()).isFile()) {
+      await fh.close();
+      throw new CheckpointError('LLAMA2C_NOT_A_FILE', 'the llama2.c checkpoint path is not a file', { file, fix: 'give the .bin file itself, e.g. stories260K.bin' });
+    }
+    return fh;
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new CheckpointError('LLAMA2C_OPEN', `cannot open the llama2.c checkpoint (${code ?? String(e)})`, {
       file,

@@ -7,7 +7,7 @@ import { writeDirAtomic } from '../util/atomic-fs.js';
 import { ArchitectureError, UsageError } from '../util/errors.js';
 import { Rng } from '../util/random.js';
 import { isKnownConfigName, knownConfig, KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, type KnownConfigName } from './known-configs.js';
-import { refuseNonEmpty } from '../util/out-dir.js';
+import { checkOutputFolder } from '../util/output-path.js';
 import { writeShardedSafetensors, type TensorToWrite } from './safetensors-writer.js';
 import { architectureOf, mapTokenIds, tinyConfig, type RawConfig } from './synth-presets.js';
 
@@ -256,7 +256,7 @@ export async function writeSynthCheckpoint(
   const plan = planTensors(opts.config);
   const tensors = plan.map((t) => synthTensor(t, opts.seed, opts.dtype));
   const outDir = resolve(opts.outDir);
-  await refuseNonEmpty(outDir, opts.overwrite ?? false);
+  await checkOutputFolder(outDir, { flag: '--out', force: opts.overwrite });
   const files = await writeDirAtomic(outDir, async (tmp) => {
     await writeFile(join(tmp, 'config.json'), JSON.stringify(opts.config, null, 2) + '\n');
     await writeFile(join(tmp, 'generation_config.json'), JSON.stringify(opts.generationConfig, null, 2) + '\n');

@@ -18,7 +18,15 @@ export function defineCommand<A>(spec: CommandSpec<A>): CommandSpec<A> {
   return spec;
 }
 
+let jsonPrinted = false;
+
 /** Writes a JSON document to stdout (the --json contract: exactly one document). */
 export function printJson(value: unknown): void {
+  jsonPrinted = true;
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Whether a command already printed its JSON document (the error handler then prints none). */
+export function jsonWasPrinted(): boolean {
+  return jsonPrinted;
 }

@@ -2,7 +2,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isPhiForgeError, UsageError } from '../util/errors.js';
-import type { CommandSpec, GlobalOptions } from './command.js';
+import { jsonWasPrinted, printJson, type CommandSpec, type GlobalOptions } from './command.js';
 import { commands } from './commands/index.js';
 
 /** Builds the yargs parser for argv (exported for tests). */
@@ -38,25 +38,79 @@ export async function main(argv: string[]): Promise<number> {
     await parseCli(argv).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    return reportError(e, verbose);
+    const failure = describeFailure(e);
+    reportError(failure, verbose);
+    // The --json contract holds on failure too: one document on stdout, the message on stderr as well.
+    if (argv.includes('--json') && !jsonWasPrinted()) {
+      const { exitCode, stack: _stack, ...error } = failure;
+      printJson({ ok: false, exitCode, error });
+    }
+    return failure.exitCode;
   }
 }
 
-/** The one top-level handler: our errors print their message, anything else is an internal error with a stack. */
-export function reportError(e: unknown, verbose: boolean): number {
+/** What the CLI reports about an error: our typed errors as they are, the user's environment clearly, bugs as bugs. */
+export interface Failure {
+  code: string;
+  message: string;
+  exitCode: number;
+  file?: string;
+  where?: string;
+  fix?: string;
+  /** Set for internal errors (a bug): printed with the message. */
+  internal?: boolean;
+  stack?: string;
+}
+
+/**
+ * Errors from the file system that the user's paths or machine cause (a read-only folder, a full disk, a file where a
+ * folder is needed) are not bugs: they print as one line naming the path, not as an internal error with a stack.
+ */
+const ENVIRONMENT_ERRNO: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'is a folder, not a file',
+  ENOENT: 'no such file or folder',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files',
+};
+
+export function describeFailure(e: unknown): Failure {
   if (isPhiForgeError(e)) {
-    process.stderr.write(`error: ${e.message}\n`);
-    if (verbose && e.stack) process.stderr.write(e.stack + '\n');
-    return e.exitCode;
+    return { code: e.code, message: e.message, exitCode: e.exitCode, file: e.file, where: e.where, fix: e.fix, stack: e.stack };
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-    process.stderr.write(`error: the disk is full (${err.message}); free some space and run again\n`);
-    return 1;
+  const errno = err as NodeJS.ErrnoException;
+  const what = errno.code ? ENVIRONMENT_ERRNO[errno.code] : undefined;
+  if (what) {
+    const place = errno.path ?? (errno as { dest?: string }).dest;
+    return {
+      code: errno.code!,
+      message: `${place ? `${place}: ` : ''}${errno.syscall ? `${errno.syscall} failed: ` : ''}${what}`,
+      exitCode: 1,
+      file: place,
+      fix: errno.code === 'ENOSPC' || errno.code === 'EDQUOT' ? 'free some space and run again' : 'check the path and its permissions',
+      stack: err.stack,
+    };
   }
-  process.stderr.write(`internal error: ${err.message}\n`);
-  if (verbose || !isPhiForgeError(e)) process.stderr.write((err.stack ?? '') + '\n');
-  return 1;
+  return { code: 'INTERNAL', message: err.message, exitCode: 1, internal: true, stack: err.stack };
+}
+
+/** The one top-level handler: our errors print their message, anything else is an internal error with a stack. */
+export function reportError(f: Failure, verbose: boolean): number {
+  if (f.internal) {
+    process.stderr.write(`internal error: ${f.message}\n${f.stack ?? ''}\n`);
+    return f.exitCode;
+  }
+  const fix = f.fix && !f.message.includes(`fix: ${f.fix}`) ? `\n  fix: ${f.fix}` : '';
+  process.stderr.write(`error: ${f.message}${fix}\n`);
+  if (verbose && f.stack) process.stderr.write(f.stack + '\n');
+  return f.exitCode;
 }
 
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;

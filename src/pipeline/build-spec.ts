@@ -35,7 +35,8 @@ async function resolveRecipe(spec: string): Promise<BuildSpec> {
   }
   const here = (p: string) => resolve(p);
   const st = await stat(spec).catch(() => undefined);
-  const name = basename(spec).replace(/\.bin$/, '').toLowerCase();
+  // Named after the resolved folder or file (`ck/sub/..` is `ck`); parseRecipe makes it one safe path segment.
+  const name = basename(resolve(spec)).replace(/\.bin$/, '');
   if (st?.isDirectory()) {
     return { recipe: parseRecipe({ source: { path: resolve(spec) }, targets: [{ target: 'cpu' }] }, spec, name), resolvePath: here };
   }
@@ -44,7 +45,7 @@ async function resolveRecipe(spec: string): Promise<BuildSpec> {
   }
   if (!st && HUB_ID.test(spec) && !spec.startsWith('.')) {
     return {
-      recipe: parseRecipe({ source: { hub: spec }, targets: [{ target: 'cpu' }] }, spec, spec.split('/')[1].toLowerCase()),
+      recipe: parseRecipe({ source: { hub: spec }, targets: [{ target: 'cpu' }] }, spec, spec.split('/')[1]),
       resolvePath: here,
     };
   }
@@ -57,7 +58,7 @@ async function resolveRecipe(spec: string): Promise<BuildSpec> {
 function applyOverrides(recipe: Recipe & { name: string }, o: SpecOverrides): Recipe & { name: string } {
   let targets: RecipeTarget[] = recipe.targets;
   if (o.targets?.length) {
-    targets = o.targets.map((id) => recipe.targets.find((t) => t.target === id) ?? { target: id });
+    targets = [...new Set(o.targets)].map((id) => recipe.targets.find((t) => t.target === id) ?? { target: id });
   }
   if (o.precision === 'fp32' || o.precision === 'fp16') {
     const precision = o.precision;

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { assertModelName } from '../recipes/model-name.js';
 import { StageError, isPhiForgeError } from '../util/errors.js';
 import { canonicalJson, hashJson } from '../util/hash.js';
 import { TOOL_VERSION } from '../util/version.js';
@@ -75,7 +76,9 @@ export interface RunStageOptions {
 /** Runs a stage unless its finished output already exists (cache hit). */
 export async function runStage<R>(def: StageDefinition<R>, opts: RunStageOptions): Promise<StageOutcome<R>> {
   const key = stageKey(def);
-  const parent = join(opts.root, sanitize(def.model), def.name);
+  // The model name becomes a folder under the cache root: one safe segment, never '.', '..' or a path.
+  assertModelName(def.model, `stage ${def.name}`);
+  const parent = join(opts.root, def.model, def.name);
   const dir = join(parent, key);
   if (!opts.force) {
     const done = await readStageRecord<R>(dir);
@@ -179,10 +182,6 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function sanitize(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
 /** For logs: the canonical form of a stage's options (what changed between two builds). */

@@ -5,6 +5,7 @@ import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { RecipeError } from '../util/errors.js';
+import { modelNameFrom } from './model-name.js';
 import { RecipeSchema, type Recipe } from './schema.js';
 
 /** The recipes shipped with the tool. */
@@ -65,14 +66,17 @@ export async function loadRecipeFile(file: string): Promise<LoadedRecipe> {
   return { recipe: parseRecipe(raw, shown, basename(file, extname(file))), file: resolve(file) };
 }
 
-/** Validates a recipe value; `shown` is the file name used in error messages. */
+/**
+ * Validates a recipe value; `shown` is the file name used in error messages. Without a `name`, the model is named
+ * after `defaultName` (a file or folder name) made into one safe path segment.
+ */
 export function parseRecipe(raw: unknown, shown: string, defaultName: string): Recipe & { name: string } {
   const r = RecipeSchema.safeParse(raw);
   if (!r.success) {
     const lines = r.error.issues.map((i) => `${shown}: ${formatPath(i.path)}: ${issueMessage(i)}`);
     throw new RecipeError('RECIPE_INVALID', lines.join('\n'), { file: shown });
   }
-  return { ...r.data, name: r.data.name ?? defaultName };
+  return { ...r.data, name: r.data.name ?? modelNameFrom(defaultName, shown) };
 }
 
 /** Loads a recipe by shipped name or path; an unknown name lists the known ones. */

@@ -2,6 +2,7 @@
 // and gated. Field names are snake_case as written in recipe files; the parsed value is the type downstream code uses.
 import { z } from 'zod';
 import { TARGET_IDS, type TargetId } from '../target/index.js';
+import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from './model-name.js';
 
 export { TARGET_IDS, type TargetId };
 
@@ -49,8 +50,8 @@ export const QuantSchema = z.strictObject({
     .strictObject({
       tokens: z.string().optional(),
       text: z.string().optional(),
-      samples: z.number().int().positive().default(16),
-      sequence_length: z.number().int().positive().default(128),
+      samples: z.number().int().positive().max(4096).default(16),
+      sequence_length: z.number().int().positive().max(32768).default(128),
     })
     .optional(),
 });
@@ -94,8 +95,9 @@ export const ValidationSchema = z.strictObject({
     z.strictObject({ text: z.string(), column: z.string().optional() }),
     z.strictObject({
       sample: z.strictObject({
-        sequences: z.number().int().positive().default(8),
-        length: z.number().int().min(2).default(64),
+        // Bounded: each sequence is generated token by token from the float model before validation can start.
+        sequences: z.number().int().positive().max(4096).default(8),
+        length: z.number().int().min(2).max(32768).default(64),
         seed: z.number().int().nonnegative().default(0),
       }),
     }),
@@ -106,7 +108,7 @@ export const ValidationSchema = z.strictObject({
 
 export const RecipeSchema = z.strictObject({
   /** Defaults to the recipe file's name. */
-  name: z.string().regex(/^[\w.-]+$/).optional(),
+  name: z.string().max(128).regex(MODEL_NAME_PATTERN, `a model name is one path segment: ${MODEL_NAME_RULE}`).optional(),
   description: z.string().optional(),
   source: SourceSchema,
   /** Tokenizer files when the source has none: a folder, or `builtin: tiny` (the embedded default's). */
@@ -115,7 +117,16 @@ export const RecipeSchema = z.strictObject({
   architecture: z.record(z.string(), z.unknown()).default({}),
   builder: z.enum(['native', 'genai', 'olive']).default('native'),
   builder_options: z.record(z.string(), z.unknown()).default({}),
-  targets: z.array(TargetSchema).min(1),
+  // One entry per target: two of the same name would be built into one folder, the second over the first.
+  targets: z
+    .array(TargetSchema)
+    .min(1)
+    .superRefine((ts, ctx) => {
+      ts.forEach((t, i) => {
+        const first = ts.findIndex((u) => u.target === t.target);
+        if (first !== i) ctx.addIssue({ code: 'custom', path: [i, 'target'], message: `target "${t.target}" is already targets[${first}]; give each target once` });
+      });
+    }),
   validation: ValidationSchema.optional(),
   /** Gates applied to every target that has none of its own. */
   gates: GatesSchema.optional(),

@@ -42,13 +42,16 @@ export async function sha256File(path: string): Promise<string> {
 interface MemoEntry {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
   ino: number;
   sha256: string;
 }
 
 /**
- * sha256 of files, remembered across runs in a small JSON file keyed by (path, size, mtime, inode) so multi-GB
- * checkpoints are hashed once, not on every build. A changed file (any of those differ) is hashed again.
+ * sha256 of files, remembered across runs in a small JSON file keyed by (path, size, mtime, ctime, inode) so multi-GB
+ * checkpoints are hashed once, not on every build. A changed file (any of those differ) is hashed again. ctime is
+ * what makes this sound: `touch -r` (or any tool that restores mtime after an in-place edit) cannot set it back, and
+ * every write changes it. An entry from an older memo without ctime is never trusted.
  */
 export class FileHashMemo {
   private entries: Record<string, MemoEntry> = {};
@@ -68,9 +71,10 @@ export class FileHashMemo {
   async hash(path: string): Promise<string> {
     const st = await stat(path);
     const e = this.entries[path];
-    if (e && e.size === st.size && e.mtimeMs === st.mtimeMs && e.ino === st.ino) return e.sha256;
+    if (e && e.size === st.size && e.mtimeMs === st.mtimeMs && e.ctimeMs === st.ctimeMs && e.ino === st.ino) return e.sha256;
     const sha256 = await sha256File(path);
-    this.entries[path] = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
+    // The stat taken before hashing: a write during the hash changes ctime, so the next call hashes again.
+    this.entries[path] = { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256 };
     this.dirty = true;
     return sha256;
   }

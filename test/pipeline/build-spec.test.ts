@@ -12,6 +12,8 @@ beforeAll(async () => {
   await mkdir(join(dir, 'my-ckpt'));
   await writeFile(join(dir, 'my-ckpt', 'config.json'), '{}');
   await writeFile(join(dir, 'stories.bin'), 'x');
+  await writeFile(join(dir, '...bin'), 'x');
+  await mkdir(join(dir, 'my-ckpt', 'sub'));
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
@@ -34,6 +36,35 @@ describe('build spec', () => {
     expect(hub.recipe.source).toEqual({ hub: 'microsoft/Phi-4-mini-instruct', revision: 'main' });
     expect(hub.recipe.name).toBe('phi-4-mini-instruct');
     expect(hub.recipe.targets.map((t) => t.target)).toEqual(['cuda']);
+  });
+
+  it('model names are one safe path segment: never ".", ".." or a path, whatever the spec is called', async () => {
+    // A folder named through '..' is named after the folder it resolves to.
+    const up = await resolveBuildSpec(join(dir, 'my-ckpt', 'sub', '..'));
+    expect(up.recipe.name).toBe('my-ckpt');
+    // A llama2.c file whose name leaves nothing usable is refused, naming the file.
+    const dots = await resolveBuildSpec(join(dir, '...bin')).catch((e) => e);
+    expect(dots).toBeInstanceOf(RecipeError);
+    expect(dots.code).toBe('MODEL_NAME_INVALID');
+    expect(dots.message).toContain('...bin');
+    // A recipe may not name its model '..', '.', a path or a hidden name.
+    for (const name of ['..', '.', 'a/b', '.x']) {
+      const file = join(dir, 'named.json');
+      await writeFile(file, JSON.stringify({ name, source: { path: 'ck' }, targets: [{ target: 'cpu' }] }));
+      const err = await resolveBuildSpec(file).catch((e) => e);
+      expect(err, name).toBeInstanceOf(RecipeError);
+      expect(err.message).toMatch(/name: a model name is one path segment/);
+    }
+  });
+
+  it('a recipe lists each target once; --target given twice builds it once', async () => {
+    const file = join(dir, 'twice.json');
+    await writeFile(file, JSON.stringify({ source: { path: 'ck' }, targets: [{ target: 'cpu' }, { target: 'mobile' }, { target: 'cpu' }] }));
+    const err = await resolveBuildSpec(file).catch((e) => e);
+    expect(err).toBeInstanceOf(RecipeError);
+    expect(err.message).toContain('targets[2].target: target "cpu" is already targets[0]');
+    const spec = await resolveBuildSpec('tiny-phi', { targets: ['cpu', 'cpu'] });
+    expect(spec.recipe.targets.map((t) => t.target)).toEqual(['cpu']);
   });
 
   it('--precision overrides quantization or turns it off', async () => {

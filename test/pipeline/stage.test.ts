@@ -17,7 +17,7 @@ function writer(calls: string[], options: unknown = { a: 1 }): StageDefinition<{
   return {
     name: 'convert',
     version: 1,
-    model: 'tiny/phi',
+    model: 'tiny-phi',
     inputs: { source: 'abc' },
     options,
     run: async (ctx) => {
@@ -41,8 +41,15 @@ describe('runStage', () => {
     expect(second.cached).toBe(true);
     expect(second.dir).toBe(first.dir);
     expect(calls).toHaveLength(1);
-    // the model name is made safe for a folder name
-    expect(first.dir).toContain(join('tiny_phi', 'convert'));
+    expect(first.dir).toBe(join(root, 'tiny-phi', 'convert', first.key));
+  });
+
+  it('refuses a model name that is not one safe path segment, before creating anything', async () => {
+    for (const model of ['..', '.', 'a/b', '../x', '.hidden', '']) {
+      const def = { ...writer([]), model };
+      await expect(runStage(def, { root })).rejects.toMatchObject({ code: 'MODEL_NAME_INVALID' });
+    }
+    expect(await readdir(root)).toEqual([]);
   });
 
   it('changing an option or an input hash redoes the stage in a new folder', async () => {
@@ -68,14 +75,14 @@ describe('runStage', () => {
     };
     await expect(runStage(def, { root })).rejects.toThrow(StageError);
     await expect(runStage(def, { root })).rejects.toThrow(/stage convert failed: boom/);
-    const parent = join(root, 'tiny_phi', 'convert');
+    const parent = join(root, 'tiny-phi', 'convert');
     expect(await readdir(parent)).toEqual([]);
   });
 
   it('removes debris of a killed run and ignores a folder without stage.json', async () => {
     const def = writer([]);
     const key = stageKey(def);
-    const parent = join(root, 'tiny_phi', 'convert');
+    const parent = join(root, 'tiny-phi', 'convert');
     // a temp folder of a dead process, and a final-looking folder without stage.json
     await mkdir(join(parent, `.${key}.tmp-999999-0badc0de`), { recursive: true });
     await mkdir(join(parent, key), { recursive: true });

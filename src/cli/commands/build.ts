@@ -16,6 +16,7 @@ export const buildCommand = defineCommand({
         describe: 'fp32/fp16: unquantized with these activations; int4/int8/ternary: this scheme for every target',
       })
       .option('out', { type: 'string', describe: 'publish packages to <out>/<model>-<target> (default artifacts/packages)' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace <out>/<model>-<target> even when it holds files that are not a previous package' })
       .option('artifacts', { type: 'string', describe: 'stage cache folder (default artifacts/, or PHI_FORGE_ARTIFACTS)' })
       .option('builder', { type: 'string', choices: ['native', 'genai', 'olive'] as const, describe: 'override the recipe\'s builder for this build' })
       .option('python', { type: 'string', describe: 'python for the genai/olive builders (default PHI_FORGE_PYTHON, then PATH)' })
@@ -30,6 +31,7 @@ export const buildCommand = defineCommand({
         targets: args.target as never,
         precision: args.precision as never,
         out: args.out,
+        force: args.force,
         artifacts: args.artifacts,
         hubToken: args.token ?? process.env.HF_TOKEN,
         builder: args.builder as never,

@@ -7,7 +7,8 @@ export const convertCommand = defineCommand({
   builder: (y) =>
     y
       .positional('checkpoint', { type: 'string', demandOption: true, describe: 'folder with config.json and *.safetensors' })
-      .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output folder (must be new or empty)' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty output folder (never one holding the checkpoint)' })
       .option('precision', {
         type: 'string',
         choices: ['fp32', 'fp16'] as const,
@@ -21,12 +22,18 @@ export const convertCommand = defineCommand({
       })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the build' }),
   run: async (args) => {
-    const { convertCheckpoint } = await import('../../arch/convert.js');
+    const [{ convertCheckpoint }, { checkOutputFolder }, { writeDirAtomic }] = await Promise.all([
+      import('../../arch/convert.js'),
+      import('../../util/output-path.js'),
+      import('../../util/atomic-fs.js'),
+    ]);
+    const outDir = await checkOutputFolder(args.out, { flag: '--out', force: args.force, inputs: [args.checkpoint as string] });
     const quiet = args.json || !process.stderr.isTTY;
     let last = 0;
-    const r = await convertCheckpoint({
+    // Written beside --out and renamed into place: a failed convert leaves the old folder (or none), never a mix.
+    const built = await writeDirAtomic(outDir, (tmp) => convertCheckpoint({
       checkpointDir: args.checkpoint as string,
-      outDir: args.out,
+      outDir: tmp,
       precision: args.precision as 'fp32' | 'fp16' | undefined,
       target: args.target as 'cpu' | 'cuda' | 'dml' | 'mobile',
       onProgress: (p) => {
@@ -36,7 +43,8 @@ export const convertCommand = defineCommand({
         const pct = ((100 * (p.bytes ?? 0)) / p.totalBytes).toFixed(0);
         process.stderr.write(`\r  writing ${p.tensors}/${p.totalTensors} tensors (${pct}%) ${p.tensor ?? ''}`.padEnd(100).slice(0, 100));
       },
-    });
+    }));
+    const r = { ...built, outDir };
     if (!quiet) process.stderr.write('\n');
     const summary = {
       outDir: r.outDir,

@@ -40,6 +40,12 @@ export const evalCommand = defineCommand({
       if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new UsageError(`${name} must be a whole number ≥ ${min}, got ${String(v)}`);
     }
     const modelDir = args.model as string;
+    if (args.saveReference !== undefined) {
+      // Checked before any scoring: a folder, a system place or one of the model's own files is refused.
+      const [{ checkOutputFile }, { readdir }, { join }] = await Promise.all([import('../../util/output-path.js'), import('node:fs/promises'), import('node:path')]);
+      const modelFiles = (await readdir(modelDir).catch(() => [] as string[])).map((f) => join(modelDir, f));
+      await checkOutputFile(args.saveReference, { flag: '--save-reference', inputs: modelFiles });
+    }
     const [{ loadEvalInput }, { evaluateModel, referenceFromPath }, { withAbortOnSigint }] = await Promise.all([
       import('../../eval/inputs.js'),
       import('../../eval/evaluate.js'),

@@ -107,6 +107,11 @@ export const quantizeCommand = defineCommand({
       const err = e as { message: string; fix?: string };
       throw new UsageError(err.message.split('\n')[0].replace(/^flags: /, ''), { fix: err.fix });
     }
+    // The output and its `<out>.data` must be file paths (`--out /` or `--out <folder>` would write `/.data` or
+    // `<folder>.data` before failing); the input may be the output (saveModel reads tensors before replacing).
+    const { checkOutputFile } = await import('../../util/output-path.js');
+    await checkOutputFile(args.out, { flag: '--out' });
+    await checkOutputFile(`${args.out}.data`, { flag: '--out (its data file)', inputs: [args.input as string] });
     const t0 = performance.now();
     let calibration: CalibrationSource | undefined;
     if (args.calib !== undefined) {

@@ -25,7 +25,8 @@ export const releaseCommand = defineCommand({
   run: async (args) => {
     const recipes = (args.recipes as string[] | undefined) ?? [];
     const merge = args.merge as string[] | undefined;
-    const out = args.out ?? join(process.env.PHI_FORGE_ARTIFACTS ?? 'artifacts', 'release');
+    const { checkWorkFolder } = await import('../../util/output-path.js');
+    const out = await checkWorkFolder(args.out ?? join(process.env.PHI_FORGE_ARTIFACTS ?? 'artifacts', 'release'), '--out');
     if (merge?.length) {
       if (recipes.length) throw new UsageError('give recipes to build, or --merge folders, not both');
       const { mergeReleases } = await import('../../../pipelines/release.js');

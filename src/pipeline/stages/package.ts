@@ -107,9 +107,53 @@ export function packageStage(input: {
   };
 }
 
-/** Copies a finished package folder to <outRoot>/<name>, replacing what was there atomically. */
-export async function publishPackage(pkgDir: string, outRoot: string, name: string): Promise<string> {
+/**
+ * Why publishing to `dest` would destroy something of the user's, or undefined when it is safe: `dest` is absent,
+ * empty, or a package we published (manifest.json plus exactly the files it lists). Anything else — a folder of the
+ * user's that happens to have the package's name, a package with files added to it — is replaced only with --force.
+ */
+export async function publishConflict(dest: string): Promise<string | undefined> {
+  const st = await stat(dest).catch(() => undefined);
+  if (!st) return undefined;
+  if (!st.isDirectory()) return 'it is a file';
+  const present = await filesBelow(dest);
+  if (present.length === 0) return undefined;
+  const manifest = await readManifest(dest).catch(() => undefined);
+  if (!manifest) return `it is not a phi-forge package (no valid ${MANIFEST_FILE}) and holds ${present.length} file(s)`;
+  const listed = new Set([...manifest.files.map((f) => f.path), MANIFEST_FILE]);
+  const extra = present.filter((f) => !listed.has(f));
+  return extra.length ? `it holds files that are not part of the package: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}` : undefined;
+}
+
+/** Every non-folder entry below `dir`, as relative '/' paths. */
+async function filesBelow(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await filesBelow(dir, rel)));
+    else out.push(rel);
+  }
+  return out;
+}
+
+/** Refuses to publish over `dest` when {@link publishConflict} finds something of the user's there (unless forced). */
+export async function checkPublishTarget(dest: string, force: boolean | undefined): Promise<void> {
+  const conflict = force ? undefined : await publishConflict(dest);
+  if (conflict) {
+    throw new PackageError('OUT_HOLDS_USER_FILES', `will not replace ${dest}: ${conflict}`, {
+      file: dest,
+      fix: 'choose another --out, move those files away, or pass --force to replace the folder',
+    });
+  }
+}
+
+/**
+ * Copies a finished package folder to <outRoot>/<name>, replacing what was there atomically — only a previous
+ * package, unless `force` (see {@link publishConflict}).
+ */
+export async function publishPackage(pkgDir: string, outRoot: string, name: string, force?: boolean): Promise<string> {
   const dest = join(outRoot, name);
+  await checkPublishTarget(dest, force);
   try {
     await mkdir(outRoot, { recursive: true });
   } catch (e) {
