@@ -44,13 +44,15 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
   const src = recipe.source;
   const tokenizer = recipe.tokenizer;
   const common = { architecture: recipe.architecture, tokenizer: tokenizer ?? null };
+  // The recipe's own tokenizer files are inputs like the weights: checked now, and an edit to them redoes the stage.
+  const tokenizerInputs = await recipeTokenizerInputs(input);
 
   if ('synth' in src) {
     return {
       name: 'source',
       version: VERSION,
       model: input.model,
-      inputs: {},
+      inputs: tokenizerInputs,
       options: { ...common, synth: src.synth },
       run: async (ctx) => {
         const { synthCheckpoint } = await import('../../checkpoint/synth.js');
@@ -67,7 +69,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       name: 'source',
       version: VERSION,
       model: input.model,
-      inputs: { [basename(file)]: sha },
+      inputs: { [basename(file)]: sha, ...tokenizerInputs },
       options: common,
       run: async (ctx) => {
         const { convertLlama2c } = await import('../../checkpoint/llama2c.js');
@@ -87,7 +89,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       name: 'source',
       version: VERSION,
       model: input.model,
-      inputs,
+      inputs: { ...inputs, ...tokenizerInputs },
       options: common,
       run: async (ctx) => {
         await linkFiles(dir, files, ctx.outDir);
@@ -112,7 +114,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
     name: 'source',
     version: VERSION,
     model: input.model,
-    inputs: { commit: first.commit },
+    inputs: { commit: first.commit, ...tokenizerInputs },
     options: { ...common, hub: src.hub },
     run: async (ctx) => {
       const got = await fetchOnce(ctx.progress);
@@ -121,6 +123,25 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       return finish(ctx.outDir, input, `hub:${src.hub}@${got.commit}`, got.commit);
     },
   };
+}
+
+/** Content hashes of the tokenizer files a recipe's `tokenizer.path` names; a folder without a tokenizer is an error. */
+async function recipeTokenizerInputs(input: SourceStageInput): Promise<Record<string, string>> {
+  const tok = input.recipe.tokenizer;
+  if (!tok || !('path' in tok)) return {};
+  const dir = input.resolvePath(tok.path);
+  const { findTokenizerFiles, hasUsableTokenizer } = await import('../../checkpoint/tokenizer-files.js');
+  const files = await findTokenizerFiles(dir);
+  if (!hasUsableTokenizer(files)) {
+    throw new CheckpointError(
+      'TOKENIZER_MISSING',
+      files.length ? "the recipe's tokenizer folder has no tokenizer.json or tokenizer.model" : "the recipe's tokenizer folder does not exist or holds no tokenizer files",
+      { file: dir, fix: 'point tokenizer.path (relative to the recipe file) at a folder holding tokenizer.json, or remove it to use the checkpoint\'s' },
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const f of files) out[`tokenizer/${basename(f)}`] = await hashOrFail(input.memo, f);
+  return out;
 }
 
 async function hashOrFail(memo: FileHashMemo, file: string): Promise<string> {
