@@ -206,7 +206,8 @@ describe('build errors a user can cause', () => {
     const r = await cli(['build', d, '--artifacts', join(work, 'a-arch'), '--json']);
     // the source stage reads config.json first: the build stops before any weights are looked for
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toBe('');
+    // --json: one JSON document on failure too
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 1, error: { code: 'ARCH_UNSUPPORTED' } });
     expect(r.stderr).toMatch(/architecture LlamaForCausalLM is not supported/);
     expect(r.stderr).toMatch(/Phi3ForCausalLM/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -216,7 +217,9 @@ describe('build errors a user can cause', () => {
     const file = join(work, 'a-file');
     await writeFile(file, 'x');
     const r = await cli(['build', 'tiny-phi', '--target', 'cpu', '--artifacts', join(work, 'a1'), '--out', join(file, 'sub')]);
-    expect(r.exitCode).toBe(1);
-    expect(r.stdout + r.stderr).toMatch(/cannot create the output folder/);
+    // refused before any work, as a usage error
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^error: --out .*a-file\/sub: .*a-file is a file, so nothing can be created under it/);
+    expect(await readdir(work)).not.toContain('a1');
   });
 });
