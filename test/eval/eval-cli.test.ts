@@ -107,7 +107,7 @@ describe('pnpm pipeline eval --tokens', () => {
     expect((await cli(model, '--tokens', shortTokens, '--save-reference', refFile, '--json')).exitCode).toBe(0);
     const r = await spawnCli(other, '--tokens', tokensFile, '--reference', refFile, '--json');
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 1 }); // --json: one document on failure too
     expect(r.stderr).toMatch(/error: .*reference was saved for other tokens/);
     expect(r.stderr).toMatch(/fix:/);
   });

@@ -83,7 +83,7 @@ describe('pnpm pipeline generate --tokens', () => {
     const r = await cli(plain, '--tokens', '1,40', '--json');
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('outside the vocabulary 0..39');
-    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 1 }); // --json: one document on failure too
     const missing = await cli(join(root, 'nope'), '--tokens', '1');
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toContain(join(root, 'nope'));
