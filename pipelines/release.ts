@@ -2,16 +2,18 @@
 // one reproducible archive per package (+ .zip, + onnxruntime model package) with SHA256SUMS and a release.json
 // index read from the packages' manifests. Same packages in → byte-identical archives, release.json and SHA256SUMS
 // out: nothing time- or machine-dependent goes into them (timings are in the returned report only).
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { writeTarGz, writeZip, type ArchiveResult } from '../src/package/archive.js';
 import { checkFiles, readManifest, type PackageManifest } from '../src/package/manifest.js';
 import { MODEL_PACKAGE_SUFFIX, writeModelPackage } from '../src/package/model-package.js';
 import { resolveBuildSpec } from '../src/pipeline/build-spec.js';
 import type { TargetId } from '../src/recipes/schema.js';
-import { writeFileAtomic } from '../src/util/atomic-fs.js';
+import { tempSibling, writeFileAtomic } from '../src/util/atomic-fs.js';
 import { GateError, isPhiForgeError, PackageError, type PhiForgeError } from '../src/util/errors.js';
 import { sha256File, sha256Hex } from '../src/util/hash.js';
+import { assertSafeSegment } from '../src/util/safe-name.js';
 import { TOOL_NAME, TOOL_VERSION } from '../src/util/version.js';
 
 export const RELEASE_INDEX = 'release.json';
@@ -232,20 +234,38 @@ export async function mergeReleases(dirs: readonly string[], outDir: string): Pr
   const out = resolve(outDir);
   await mkdir(out, { recursive: true });
   const entries = new Map<string, ReleaseEntry>();
+  // Archive file name → the release that brought it: two entries must not claim one file with different bytes.
+  const claimed = new Map<string, { sha256: string; from: string }>();
   for (const d of dirs.map((x) => resolve(x))) {
     const index = await readReleaseIndex(d);
     for (const e of index.entries) {
       for (const a of e.archives) {
+        // a.file is a plain name (readReleaseIndex checked it), so `file` is inside d and the copy inside out.
         const file = join(d, a.file);
-        const size = (await stat(file).catch(() => undefined))?.size;
-        if (size === undefined) throw new PackageError('RELEASE_ARCHIVE_MISSING', `${a.file} is listed in release.json but missing`, { file });
-        if (size !== a.bytes || (await sha256File(file)) !== a.sha256) {
+        const prevClaim = claimed.get(a.file);
+        if (prevClaim && prevClaim.sha256 !== a.sha256) {
+          throw new PackageError('RELEASE_DUPLICATE', `${a.file} is in two releases with different contents (${prevClaim.from} and ${d})`, {
+            file: join(d, RELEASE_INDEX),
+            fix: 'merge releases of different recipes × targets only',
+          });
+        }
+        const st = await lstat(file).catch(() => undefined);
+        if (!st) throw new PackageError('RELEASE_ARCHIVE_MISSING', `${a.file} is listed in release.json but missing`, { file });
+        // A link would let release.json point the merge at any file on the machine (its hash would still match).
+        if (!st.isFile()) {
+          throw new PackageError('RELEASE_ARCHIVE_NOT_FILE', `${a.file} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; archives are read only as regular files`, {
+            file,
+            fix: 'download the release again (archives are plain files)',
+          });
+        }
+        if (st.size !== a.bytes || (await sha256File(file)) !== a.sha256) {
           throw new PackageError('RELEASE_ARCHIVE_DAMAGED', `${a.file} does not match the sha256/size its release.json records`, {
             file,
             fix: 'download or rebuild that release again',
           });
         }
-        if (d !== out) await copyFile(file, join(out, a.file));
+        if (d !== out && !prevClaim) await copyFileAtomic(file, join(out, a.file));
+        claimed.set(a.file, { sha256: a.sha256, from: d });
       }
       const prev = entries.get(e.name);
       if (prev && JSON.stringify(prev.archives) !== JSON.stringify(e.archives)) {
@@ -265,6 +285,14 @@ export async function mergeReleases(dirs: readonly string[], outDir: string): Pr
   return index;
 }
 
+/** The release.json format versions this tool reads. */
+export const RELEASE_FORMAT_VERSIONS: readonly number[] = [1];
+
+/**
+ * Reads `<dir>/release.json`. Whatever it says is untrusted (a merge reads releases downloaded from CI): every
+ * name that becomes a path, entry names and archive file names, must be a plain file name, and each archive's
+ * format, size and sha256 well-formed, before anything is joined to a folder.
+ */
 export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
   const file = join(dir, RELEASE_INDEX);
   let index: ReleaseIndex;
@@ -273,9 +301,31 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
   } catch (e) {
     throw new PackageError('RELEASE_NO_INDEX', `cannot read release.json (${(e as Error).message})`, { file, fix: 'pass a folder written by `pnpm pipeline release`' });
   }
-  if (index.format !== 'phi-forge-release' || !Array.isArray(index.entries)) {
+  if (index === null || typeof index !== 'object' || index.format !== 'phi-forge-release' || !Array.isArray(index.entries)) {
     throw new PackageError('RELEASE_BAD_INDEX', 'release.json is not a phi-forge release index', { file });
   }
+  if (!RELEASE_FORMAT_VERSIONS.includes(index.formatVersion)) {
+    throw new PackageError('RELEASE_INDEX_VERSION', `formatVersion ${JSON.stringify(index.formatVersion)} is not one this tool reads (${RELEASE_FORMAT_VERSIONS.join(', ')})`, {
+      file,
+      fix: 'merge it with the phi-forge version that wrote it (release.json "tool")',
+    });
+  }
+  const fix = 'use the release.json `pnpm pipeline release` wrote, unedited';
+  const bad = (where: string, what: string) => new PackageError('RELEASE_BAD_INDEX', `${where}: ${what}`, { file, fix });
+  index.entries.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || !Array.isArray(e.archives)) throw bad(`entries[${i}]`, 'expected an object with name and archives[]');
+    assertSafeSegment(e.name, { file, field: `entries[${i}].name`, fix });
+    e.archives.forEach((a, j) => {
+      const where = `entries[${i}].archives[${j}]`;
+      if (a === null || typeof a !== 'object') throw bad(where, 'expected an object with file, format, bytes and sha256');
+      assertSafeSegment(a.file, { file, field: `${where}.file`, fix });
+      if (a.format !== 'tar.gz' && a.format !== 'zip') throw bad(`${where}.format`, `${JSON.stringify(a.format)} is not tar.gz or zip`);
+      // The extension keeps an archive from being named release.json or SHA256SUMS, which the merge writes itself.
+      if (!a.file.endsWith(`.${a.format}`)) throw bad(`${where}.file`, `${JSON.stringify(a.file)} does not end with .${a.format}`);
+      if (typeof a.bytes !== 'number' || !Number.isSafeInteger(a.bytes) || a.bytes < 0) throw bad(`${where}.bytes`, `${JSON.stringify(a.bytes)} is not a byte count`);
+      if (typeof a.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(a.sha256)) throw bad(`${where}.sha256`, `${JSON.stringify(a.sha256)} is not 64 lowercase hex digits`);
+    });
+  });
   return index;
 }
 
@@ -310,6 +360,18 @@ async function archive(dir: string, out: string, name: string, zip: boolean | un
   const done: [ArchiveResult, ReleaseArchive['format']][] = [[await writeTarGz(dir, join(out, `${name}.tar.gz`), { root: name }), 'tar.gz']];
   if (zip) done.push([await writeZip(dir, join(out, `${name}.zip`), { root: name }), 'zip']);
   return done.map(([r, format]) => ({ file: basename(r.file), format, bytes: r.bytes, sha256: r.sha256 }));
+}
+
+/** Copies under a temporary name and renames into place: a link already at `dest` is replaced, never written through. */
+async function copyFileAtomic(src: string, dest: string): Promise<void> {
+  const tmp = tempSibling(dest);
+  try {
+    await copyFile(src, tmp, constants.COPYFILE_EXCL);
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 async function writeIndexAndSums(out: string, index: ReleaseIndex): Promise<void> {

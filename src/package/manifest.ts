@@ -4,9 +4,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { PackageError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
+import { assertSafeRelativePath, assertSafeSegment, regularFileProblem, relativePathProblem } from '../util/safe-name.js';
 import { TOOL_NAME, TOOL_VERSION } from '../util/version.js';
 
 export const MANIFEST_FILE = 'manifest.json';
+/** The manifest format versions this tool reads (a newer one may mean fields whose meaning we would miss). */
+export const MANIFEST_FORMAT_VERSIONS: readonly number[] = [1];
 
 export interface ManifestFile {
   path: string;
@@ -51,6 +54,9 @@ export async function buildManifest(dir: string, info: ManifestInfo): Promise<Pa
   const files: ManifestFile[] = [];
   for (const path of await listFiles(dir)) {
     if (path === MANIFEST_FILE) continue;
+    // A link would make the manifest vouch for bytes outside the package (and archives refuse links anyway).
+    const kind = await regularFileProblem(dir, path);
+    if (kind) throw new PackageError('PACKAGE_UNSAFE_FILE', `cannot list ${path} in the manifest: ${kind.detail}`, { file: dir, fix: 'replace the link with a copy of the file' });
     const full = join(dir, path);
     files.push({ path, size: (await stat(full)).size, sha256: await sha256File(full) });
   }
@@ -68,21 +74,79 @@ export async function readManifest(dir: string): Promise<PackageManifest> {
       fix: 'pass the folder `pnpm pipeline build` wrote (it holds manifest.json)',
     });
   }
+  let m: PackageManifest;
   try {
-    const m = JSON.parse(raw) as PackageManifest;
-    if (m.format !== 'phi-forge-package' || !Array.isArray(m.files)) throw new Error('not a package manifest');
-    return m;
+    m = JSON.parse(raw) as PackageManifest;
+    if (m === null || typeof m !== 'object' || m.format !== 'phi-forge-package' || !Array.isArray(m.files)) throw new Error('not a package manifest');
   } catch (e) {
     throw new PackageError('PACKAGE_BAD_MANIFEST', `manifest.json is not valid (${(e as Error).message})`, {
       file,
       fix: 'rebuild the package',
     });
   }
+  if (!MANIFEST_FORMAT_VERSIONS.includes(m.formatVersion)) {
+    throw new PackageError(
+      'PACKAGE_MANIFEST_VERSION',
+      `formatVersion ${JSON.stringify(m.formatVersion)} is not one this tool reads (${MANIFEST_FORMAT_VERSIONS.join(', ')})`,
+      { file, fix: 'verify it with the phi-forge version that wrote it (manifest.json "tool"), or rebuild the package' },
+    );
+  }
+  // Release names archives and model packages `<model>-<target>`: both must be plain names, like file paths.
+  for (const k of ['model', 'target'] as const) assertSafeSegment(m[k], { file, field: k, fix: 'rebuild the package' });
+  checkFileEntries(m.files, file);
+  return m;
+}
+
+/**
+ * Every files[] entry: a path that stays inside the package, listed once, with a size and a sha256. A path listed
+ * twice would be checked twice while the package can hold only one such file, so a manifest that says two things
+ * about it is refused; names that differ only in case or Unicode form are one file on Windows and macOS.
+ */
+function checkFileEntries(files: unknown[], file: string): void {
+  const seen = new Map<string, string>();
+  files.forEach((f, i) => {
+    const bad = (what: string) =>
+      new PackageError('PACKAGE_BAD_MANIFEST', `files[${i}]: ${what}`, { file, fix: 'rebuild the package' });
+    if (f === null || typeof f !== 'object') throw bad('expected an object with path, size and sha256');
+    const { path, size, sha256 } = f as Record<string, unknown>;
+    assertSafeRelativePath(path, { file, field: `files[${i}].path`, fix: 'rebuild the package' });
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw bad(`size ${JSON.stringify(size)} is not a byte count`);
+    if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) throw bad(`sha256 ${JSON.stringify(sha256)} is not 64 lowercase hex digits`);
+    const key = (path as string).normalize('NFC').toLowerCase();
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new PackageError(
+        'PACKAGE_MANIFEST_DUPLICATE',
+        first === path ? `files[${i}]: "${path}" is listed twice` : `files[${i}]: "${path}" and "${first}" name the same file on case-insensitive file systems`,
+        { file, fix: 'rebuild the package (a manifest lists each file once)' },
+      );
+    }
+    seen.set(key, path as string);
+  });
+}
+
+/**
+ * The files a copy of the package consists of: each manifest entry (checked to be a regular file inside `dir`,
+ * reached without symbolic links) and manifest.json itself. Copying only these, never a folder listing, keeps
+ * stray files and links out of published packages.
+ */
+export async function packageFilesToCopy(dir: string, manifest: PackageManifest): Promise<string[]> {
+  for (const f of manifest.files) {
+    const problem = relativePathProblem(f.path) ?? (await regularFileProblem(dir, f.path))?.detail;
+    if (problem) {
+      throw new PackageError('PACKAGE_UNSAFE_FILE', `manifest.json lists "${f.path}", which cannot be copied: ${problem}`, {
+        file: dir,
+        fix: 'a package holds only regular files: rebuild it',
+      });
+    }
+  }
+  return [...manifest.files.map((f) => f.path), MANIFEST_FILE];
 }
 
 export interface FileProblem {
   path: string;
-  problem: 'missing' | 'size' | 'sha256' | 'unlisted';
+  /** `not-a-file`: a symbolic link, a folder or a device where the manifest lists a file (its bytes would come from elsewhere). */
+  problem: 'missing' | 'size' | 'sha256' | 'unlisted' | 'not-a-file';
   detail: string;
 }
 
@@ -91,14 +155,19 @@ export async function checkFiles(dir: string, manifest: PackageManifest): Promis
   const problems: FileProblem[] = [];
   const listed = new Set(manifest.files.map((f) => f.path));
   for (const f of manifest.files) {
-    const full = join(dir, f.path);
-    let size: number;
-    try {
-      size = (await stat(full)).size;
-    } catch {
-      problems.push({ path: f.path, problem: 'missing', detail: 'file is missing' });
+    // readManifest refused unsafe paths; checked again because a caller may hand us a manifest it built itself.
+    const unsafe = relativePathProblem(f.path);
+    if (unsafe) {
+      problems.push({ path: String(f.path), problem: 'not-a-file', detail: `not a path inside the package (${unsafe})` });
       continue;
     }
+    const kind = await regularFileProblem(dir, f.path);
+    if (kind) {
+      problems.push(kind.missing ? { path: f.path, problem: 'missing', detail: 'file is missing' } : { path: f.path, problem: 'not-a-file', detail: kind.detail });
+      continue;
+    }
+    const full = join(dir, f.path);
+    const size = (await stat(full)).size;
     if (size !== f.size) {
       problems.push({ path: f.path, problem: 'size', detail: `${size} bytes, manifest says ${f.size} (truncated or replaced)` });
       continue;

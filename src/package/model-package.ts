@@ -15,13 +15,14 @@
 // the chosen variant folder as a plain model folder, so every variant carries its own complete genai_config.json.
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import type { TargetId } from '../target/index.js';
 import { isTargetId, TARGET_IDS } from '../target/index.js';
 import { writeDirAtomic } from '../util/atomic-fs.js';
 import { PackageError } from '../util/errors.js';
+import { relativePathProblem, symlinkOnPath } from '../util/safe-name.js';
 import { TOOL_NAME, TOOL_VERSION } from '../util/version.js';
-import { listFiles, readManifest, type PackageManifest } from './manifest.js';
+import { packageFilesToCopy, readManifest, type PackageManifest } from './manifest.js';
 
 export const MODEL_PACKAGE_MANIFEST = 'manifest.json';
 export const COMPONENT_FILE = 'component.json';
@@ -138,7 +139,9 @@ export async function writeModelPackage(packages: readonly ModelPackageInput[], 
     await mkdir(componentDir, { recursive: true });
     await writeFile(join(componentDir, COMPONENT_FILE), JSON.stringify(componentJson, null, 2) + '\n');
     for (const l of loaded) {
-      for (const f of await listFiles(l.dir)) {
+      // The manifest's files (each checked to be a regular file inside the package) and manifest.json, never a
+      // folder listing: stray files and links stay out of the model package.
+      for (const f of await packageFilesToCopy(l.dir, l.manifest)) {
         const dest = join(componentDir, l.target, f);
         await mkdir(dirname(dest), { recursive: true });
         await copyFile(join(l.dir, f), dest, constants.COPYFILE_FICLONE);
@@ -180,7 +183,7 @@ export async function readModelPackage(dir: string): Promise<ModelPackageLayout>
     let componentDir: string;
     let where: string;
     if (typeof value === 'string') {
-      const p = join(dir, portablePath(value, manifestFile, `components.${name}`));
+      const p = await pathInside(dir, portablePath(value, manifestFile, `components.${name}`), manifestFile, `components.${name}`);
       const st = await stat(p).catch(() => undefined);
       if (!st) throw invalid(manifestFile, `components.${name}: "${value}" does not exist`);
       const file = st.isDirectory() ? join(p, COMPONENT_FILE) : p;
@@ -204,7 +207,8 @@ export async function readModelPackage(dir: string): Promise<ModelPackageLayout>
         if (vbody[k] !== undefined && typeof vbody[k] !== 'string') throw invalid(where, `variant '${vname}': "${k}" must be a string`);
       }
       const declared = vbody.variant_directory as string | undefined;
-      const vdir = join(componentDir, portablePath(declared ?? vname, where, `variant '${vname}'.variant_directory`));
+      const field = `variant '${vname}'.variant_directory`;
+      const vdir = await pathInside(componentDir, portablePath(declared ?? vname, where, field), where, field);
       const exists = (await stat(vdir).catch(() => undefined))?.isDirectory() ?? false;
       if (!exists) throw invalid(where, `variant '${vname}': folder ${declared ?? vname} does not exist`);
       let modelFile: string | undefined;
@@ -255,13 +259,25 @@ function parseSchemaVersion(v: unknown, file: string): string {
   return `${m[1]}.${m[2] ?? '0'}`;
 }
 
-/** A package-relative POSIX path without `..` or absolute parts (the "portable" layout rule). */
+/**
+ * A package-relative POSIX path that stays inside the package (the "portable" layout rule). `./x`, `a/../x` and
+ * `.` stay inside and are accepted, normalized first; what remains must pass the one safe-path rule
+ * (util/safe-name.ts): no `..`, absolute or drive path, backslash or control character.
+ */
 function portablePath(p: string, file: string, field: string): string {
-  const norm = posix.normalize(p);
-  if (p === '' || isAbsolute(p) || /^[A-Za-z]:/.test(p) || p.includes('\\') || norm === '..' || norm.startsWith('../')) {
-    throw invalid(file, `${field}: "${p}" must be a relative path inside the package`);
-  }
+  const norm = p === '' ? p : posix.normalize(p).replace(/\/$/, '');
+  // `.` (the folder itself) stays inside; the segment rule refuses it only because it is not a file name.
+  if (norm === '.') return norm;
+  const problem = relativePathProblem(norm);
+  if (problem) throw invalid(file, `${field}: ${JSON.stringify(p)} must be a relative path inside the package (${problem})`);
   return norm;
+}
+
+/** A portable path under `dir`, refused when a part of it is a symbolic link (which could lead out of the package). */
+async function pathInside(dir: string, rel: string, file: string, field: string): Promise<string> {
+  const link = await symlinkOnPath(dir, rel);
+  if (link) throw invalid(file, `${field}: ${link} is a symbolic link; a portable package holds real folders and files`);
+  return join(dir, rel);
 }
 
 function checkKeys(obj: Record<string, unknown>, known: ReadonlySet<string>, file: string, what: string): void {

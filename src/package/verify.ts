@@ -213,6 +213,7 @@ const PROBLEM_WORDS: Record<FileProblem['problem'], string> = {
   size: 'truncated or resized',
   sha256: 'modified',
   unlisted: 'not in manifest.json',
+  'not-a-file': 'not a regular file inside the package',
 };
 
 function packageLines(v: PackageVerification): string[] {

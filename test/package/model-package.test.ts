@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isModelPackage, readModelPackage, writeModelPackage } from '../../src/package/model-package.js';
@@ -82,6 +82,27 @@ describe('writeModelPackage', () => {
     await expect(writeModelPackage([{ target: 'cuda', dir: pkgs.cpu }], join(work, 'x3'))).rejects.toMatchObject({ code: 'MODEL_PACKAGE_TARGET_MISMATCH' });
     await expect(writeModelPackage([], join(work, 'x4'))).rejects.toMatchObject({ code: 'MODEL_PACKAGE_EMPTY' });
   });
+
+  it('copies only the files manifest.json lists (no strays) and refuses a listed file that is a symbolic link', async () => {
+    const stray = join(work, 'stray-cpu');
+    await cp(pkgs.cpu, stray, { recursive: true });
+    await writeFile(join(stray, 'notes.txt'), 'not part of the package');
+    const out = join(work, 'stray.ortpackage');
+    await writeModelPackage([{ target: 'cpu', dir: stray }], out);
+    expect(await readdir(join(out, 'decoder', 'cpu'))).not.toContain('notes.txt');
+
+    // The link's target has the very bytes the manifest records, so only the link check can catch it.
+    const linked = join(work, 'linked-cpu');
+    await cp(pkgs.cpu, linked, { recursive: true });
+    const outside = join(work, 'outside-model.onnx.data');
+    await cp(join(linked, 'model.onnx.data'), outside);
+    await rm(join(linked, 'model.onnx.data'));
+    await symlink(outside, join(linked, 'model.onnx.data'));
+    await expect(writeModelPackage([{ target: 'cpu', dir: linked }], join(work, 'linked.ortpackage'))).rejects.toMatchObject({
+      code: 'PACKAGE_UNSAFE_FILE',
+      message: expect.stringMatching(/"model\.onnx\.data".*is a symbolic link/),
+    });
+  });
 });
 
 describe('readModelPackage (onnxruntime parser rules)', () => {
@@ -105,11 +126,22 @@ describe('readModelPackage (onnxruntime parser rules)', () => {
     ['components as an array', { schema_version: '1.0', components: ['decoder'] }, undefined, /"components" must be an object/],
     ['an unsupported major', { schema_version: '2.0', components: { decoder: 'decoder' } }, undefined, /schema_version 2\.0 is not supported/],
     ['a path out of the package', { schema_version: '1.0', components: { decoder: '../decoder' } }, undefined, /must be a relative path inside the package/],
+    ['a Windows path out of the package', { schema_version: '1.0', components: { decoder: '..\\decoder' } }, undefined, /"\.\.\\\\decoder" must be a relative path inside the package/],
+    ['a control character in a path', { schema_version: '1.0', components: { decoder: 'deco\nder' } }, undefined, /control character/],
+    ['a variant folder out of the package', { schema_version: '1.0', components: { decoder: 'decoder' } }, { variants: { cpu: { variant_directory: 'cpu/../../..' } } }, /variant_directory: "cpu\/\.\.\/\.\.\/\.\." must be a relative path inside the package/],
     ['an unknown variant key', { schema_version: '1.0', components: { decoder: 'decoder' } }, { variants: { cpu: { ep_compatibility: [] } } }, /unknown field 'ep_compatibility'/],
     ['a missing variant folder', { schema_version: '1.0', components: { decoder: 'decoder' } }, { variants: { gpu: {} } }, /folder gpu does not exist/],
   ])('rejects %s', async (name, manifest, component, message) => {
     const dir = await pkgWith(`bad-${name.replace(/\W+/g, '-')}`, manifest, component);
-    await expect(readModelPackage(dir)).rejects.toMatchObject({ code: 'MODEL_PACKAGE_INVALID', message });
+    // stringMatching: a bare RegExp inside toMatchObject is not matched against a string.
+    await expect(readModelPackage(dir)).rejects.toMatchObject({ code: 'MODEL_PACKAGE_INVALID', message: expect.stringMatching(message) });
+  });
+
+  it('rejects a variant folder that is a symbolic link (it could lead anywhere)', async () => {
+    const dir = await pkgWith('linked-variant', { schema_version: '1.0', components: { decoder: 'decoder' } }, { variants: { gpu: {} } });
+    await mkdir(join(work, 'elsewhere-variant'), { recursive: true });
+    await symlink(join(work, 'elsewhere-variant'), join(dir, 'decoder', 'gpu'));
+    await expect(readModelPackage(dir)).rejects.toMatchObject({ code: 'MODEL_PACKAGE_INVALID', message: expect.stringMatching(/variant_directory: gpu is a symbolic link/) });
   });
 });
 

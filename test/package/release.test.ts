@@ -2,7 +2,7 @@
 // runs end to end in test/e2e/release.test.ts.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rm, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleRelease, formatSums, mergeReleases, type ReleaseIndex } from '../../pipelines/release.js';
@@ -192,5 +192,107 @@ describe('mergeReleases', () => {
     await expect(mergeReleases([dir], join(work, 'm-out'))).rejects.toMatchObject({ code: 'RELEASE_ARCHIVE_DAMAGED' });
     await rm(join(dir, 'tiny-test-cpu.tar.gz'));
     await expect(mergeReleases([dir], join(work, 'm-out'))).rejects.toMatchObject({ code: 'RELEASE_ARCHIVE_MISSING' });
+  });
+});
+
+describe('mergeReleases treats release.json as untrusted', () => {
+  /** A release folder whose release.json is the real one of a cpu release, edited by `edit`. */
+  async function editedRelease(name: string, edit: (index: ReleaseIndex) => void): Promise<string> {
+    const dir = join(work, name);
+    await assembleRelease([{ target: 'cpu', dir: cpu }], { out: dir });
+    const index = await readIndex(dir);
+    edit(index);
+    await writeFile(join(dir, 'release.json'), JSON.stringify(index, null, 2));
+    return dir;
+  }
+
+  it('refuses an archive file name that leaves the folder, though its hash matches, and reads and writes nothing', async () => {
+    const root = join(work, 'evil');
+    await mkdir(root, { recursive: true });
+    const payload = Buffer.from('#!/bin/sh\necho owned\n');
+    await writeFile(join(root, 'payload.sh'), payload);
+    const rel = await editedRelease('evil/rel', (index) => {
+      index.entries[0].archives[0] = { file: '../payload.sh', format: 'tar.gz', bytes: payload.length, sha256: sha(payload) };
+    });
+    const out = join(root, 'out', 'merged');
+    const err = await mergeReleases([rel], out).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UNSAFE_NAME', file: join(rel, 'release.json') });
+    expect((err as Error).message).toContain(`${join(rel, 'release.json')}: entries[0].archives[0].file "../payload.sh" must be a plain file name`);
+    expect(await readdir(join(root, 'out'))).toEqual(['merged']);
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  it('refuses every unsafe archive or entry name: absolute, separators, dot names, empty, control characters, drives', async () => {
+    const names = ['/tmp/x.tar.gz', 'a/b.tar.gz', 'a\\b.tar.gz', '..', '.', '', 'x\n.tar.gz', 'x\u0000.tar.gz', 'C:x.tar.gz'];
+    for (const [i, bad] of names.entries()) {
+      const file = await editedRelease(`bad-file-${i}`, (index) => (index.entries[0].archives[0].file = bad));
+      await expect(mergeReleases([file], join(work, `bad-out-${i}`))).rejects.toMatchObject({ code: 'UNSAFE_NAME', message: expect.stringContaining(JSON.stringify(bad)) });
+      const entry = await editedRelease(`bad-entry-${i}`, (index) => (index.entries[0].name = bad));
+      await expect(mergeReleases([entry], join(work, `bad-out-e${i}`))).rejects.toMatchObject({
+        code: 'UNSAFE_NAME',
+        message: expect.stringContaining(`entries[0].name ${JSON.stringify(bad)}`),
+      });
+    }
+  });
+
+  it('refuses archive names it writes itself (release.json, SHA256SUMS) and malformed archive records', async () => {
+    for (const [i, edit] of [
+      (a: Record<string, unknown>) => (a.file = 'SHA256SUMS'),
+      (a: Record<string, unknown>) => (a.file = 'release.json'),
+      (a: Record<string, unknown>) => (a.format = 'sh'),
+      (a: Record<string, unknown>) => (a.bytes = '12'),
+      (a: Record<string, unknown>) => (a.sha256 = 'not-hex'),
+    ].entries()) {
+      const dir = await editedRelease(`bad-record-${i}`, (index) => edit(index.entries[0].archives[0] as unknown as Record<string, unknown>));
+      await expect(mergeReleases([dir], join(work, `bad-record-out-${i}`))).rejects.toMatchObject({ code: 'RELEASE_BAD_INDEX', message: expect.stringMatching(/entries\[0\]\.archives\[0\]/) });
+    }
+  });
+
+  it('refuses a formatVersion it does not read', async () => {
+    const dir = await editedRelease('bad-version', (index) => ((index as { formatVersion: unknown }).formatVersion = 2));
+    await expect(mergeReleases([dir], join(work, 'bad-version-out'))).rejects.toMatchObject({
+      code: 'RELEASE_INDEX_VERSION',
+      message: expect.stringContaining('formatVersion 2 is not one this tool reads (1)'),
+    });
+  });
+
+  it('refuses an archive that is a symbolic link, even to a file with the recorded bytes', async () => {
+    const dir = await editedRelease('linked', () => undefined);
+    const elsewhere = join(work, 'elsewhere.tar.gz');
+    await copyFile(join(dir, 'tiny-test-cpu.tar.gz'), elsewhere);
+    await rm(join(dir, 'tiny-test-cpu.tar.gz'));
+    await symlink(elsewhere, join(dir, 'tiny-test-cpu.tar.gz'));
+    await expect(mergeReleases([dir], join(work, 'linked-out'))).rejects.toMatchObject({
+      code: 'RELEASE_ARCHIVE_NOT_FILE',
+      message: expect.stringMatching(/tiny-test-cpu\.tar\.gz is a symbolic link/),
+    });
+  });
+
+  it('refuses two releases that claim one archive file with different contents', async () => {
+    const one = join(work, 'claim-cpu');
+    await assembleRelease([{ target: 'cpu', dir: cpu }], { out: one });
+    const two = join(work, 'claim-mobile');
+    await assembleRelease([{ target: 'mobile', dir: mobile }], { out: two });
+    // The mobile release renamed so that its archive lands on the cpu release's file name.
+    const index = await readIndex(two);
+    index.entries[0].archives[0].file = 'tiny-test-cpu.tar.gz';
+    await writeFile(join(two, 'release.json'), JSON.stringify(index));
+    await copyFile(join(two, 'tiny-test-mobile.tar.gz'), join(two, 'tiny-test-cpu.tar.gz'));
+    await expect(mergeReleases([one, two], join(work, 'claim-out'))).rejects.toMatchObject({
+      code: 'RELEASE_DUPLICATE',
+      message: expect.stringMatching(/tiny-test-cpu\.tar\.gz is in two releases with different contents/),
+    });
+  });
+});
+
+describe('assembleRelease names archives only after plain names', () => {
+  it('refuses a package whose manifest model name would put the archive outside --out', async () => {
+    const pkg = await writeFakePackage(join(work, 'evil-model', 'pkg'), { target: 'cpu', model: '../../escaped' });
+    const out = join(work, 'evil-model', 'a', 'b');
+    await expect(assembleRelease([{ target: 'cpu', dir: pkg }], { out })).rejects.toMatchObject({
+      code: 'UNSAFE_NAME',
+      message: expect.stringContaining('model "../../escaped" must be a plain file name'),
+    });
+    expect((await readdir(join(work, 'evil-model'))).sort()).toEqual(['pkg']);
   });
 });

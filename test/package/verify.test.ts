@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { cp, open, rm, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, open, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatVerification, missingKernel, verify, verifyPackage, type PackageVerification } from '../../src/package/verify.js';
@@ -102,6 +103,51 @@ describe('verifyPackage', () => {
     const r = await verifyPackage(dir);
     expect(r.ok).toBe(false);
     expect(r.manifestError).toMatch(/no manifest\.json/);
+  });
+
+  /** Edits the copy's manifest.json as JSON (what someone editing a package by hand can do). */
+  async function editManifest(dir: string, edit: (m: { formatVersion: unknown; files: { path: string; size: number; sha256: string }[] }) => void) {
+    const file = join(dir, 'manifest.json');
+    const m = JSON.parse(await readFile(file, 'utf8')) as Parameters<typeof edit>[0];
+    edit(m);
+    await writeFile(file, JSON.stringify(m, null, 2));
+  }
+
+  it('fails a manifest that lists a file twice, naming it, even with identical entries', async () => {
+    const dir = await copyOfIntact('duplicate');
+    await editManifest(dir, (m) => m.files.push({ ...m.files.find((f) => f.path === 'model.onnx.data')! }));
+    const r = await verifyPackage(dir);
+    expect(r.ok).toBe(false);
+    expect(r.manifestError).toMatch(/"model\.onnx\.data" is listed twice/);
+    expect(r.generation.status).toBe('skipped');
+    expect(formatVerification(r)).toMatch(/✖ manifest\.json: .*model\.onnx\.data" is listed twice[\s\S]*verification FAILED/);
+  });
+
+  it('fails a manifest of a formatVersion it does not read, naming it and the versions it reads', async () => {
+    const dir = await copyOfIntact('version-2');
+    await editManifest(dir, (m) => (m.formatVersion = 2));
+    const r = await verifyPackage(dir);
+    expect(r.ok).toBe(false);
+    expect(r.manifestError).toMatch(/formatVersion 2 is not one this tool reads \(1\)/);
+  });
+
+  it('fails a manifest path outside the package and a listed symbolic link, though their hashes match', async () => {
+    const outsideName = 'outside.bin';
+    await writeFile(join(work, outsideName), 'outside bytes');
+    const outsideEntry = { path: `../${outsideName}`, size: 13, sha256: createHash('sha256').update('outside bytes').digest('hex') };
+    const escaping = await copyOfIntact('escaping');
+    await editManifest(escaping, (m) => m.files.unshift(outsideEntry));
+    const r = await verifyPackage(escaping);
+    expect(r.ok).toBe(false);
+    expect(r.manifestError).toContain(`files[0].path "../${outsideName}" must be a relative path inside the folder`);
+
+    const linked = await copyOfIntact('linked');
+    await symlink(join(work, outsideName), join(linked, 'extra.bin'));
+    await editManifest(linked, (m) => m.files.unshift({ ...outsideEntry, path: 'extra.bin' }));
+    const l = await verifyPackage(linked);
+    expect(l.ok).toBe(false);
+    expect(l.files.problems).toEqual([{ path: 'extra.bin', problem: 'not-a-file', detail: 'extra.bin is a symbolic link' }]);
+    expect(formatVerification(l)).toMatch(/extra\.bin: not a regular file inside the package \(extra\.bin is a symbolic link\)/);
   });
 
   it('runs fp16 cuda and dml packages on the CPU EP when it can execute them', async () => {

@@ -2,13 +2,16 @@
 // docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax): only documented keys at each level,
 // a matrix of recipes that exist × targets we build, and `pnpm pipeline` command lines our CLI accepts.
 import { readFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import yargs from 'yargs';
 import type { CommandSpec } from '../../src/cli/command.js';
 import { commands } from '../../src/cli/commands/index.js';
 import { listRecipes } from '../../src/recipes/load.js';
 import { TARGET_IDS } from '../../src/target/index.js';
+import { assembleRelease } from '../../pipelines/release.js';
+import { cleanTempDirs, tempDir, writeFakePackage } from '../helpers/package.js';
 
 const WORKFLOW = new URL('../../.github/workflows/release.yml', import.meta.url);
 
@@ -173,7 +176,7 @@ describe('.github/workflows/release.yml', () => {
     const job = (await load()).jobs.publish;
     expect(job.needs).toBe('package');
     expect(job.if).toBe("startsWith(github.ref, 'refs/tags/')");
-    expect(job.permissions).toEqual({ contents: 'write' });
+    expect(job.permissions).toEqual({ contents: 'write', 'id-token': 'write', attestations: 'write' });
     const runs = job.steps.filter((s) => s.run).map((s) => s.run!);
     const download = job.steps.find((s) => s.uses?.startsWith('actions/download-artifact@'))!;
     expect(download.with).toMatchObject({ pattern: 'release-*', path: 'cells' });
@@ -181,5 +184,56 @@ describe('.github/workflows/release.yml', () => {
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(job.steps.find((s) => s.run?.includes('gh release create'))!.env).toEqual({ GH_TOKEN: '${{ github.token }}' });
+  });
+
+  // A package edited together with its manifest passes `verify` (nothing signs the manifest); what proves an
+  // archive came from this repository's workflow is a build-provenance attestation of its sha256.
+  describe('build-provenance attestations', () => {
+    afterAll(cleanTempDirs);
+
+    /** The attest-build-provenance step of a job and its subject-path globs (newline or comma separated). */
+    function attestation(job: Job): { at: number; globs: string[] } {
+      const at = job.steps.findIndex((s) => /^actions\/attest-build-provenance@v\d+$/.test(s.uses ?? ''));
+      expect(at).toBeGreaterThanOrEqual(0);
+      const globs = String(job.steps[at].with?.['subject-path'] ?? '')
+        .split(/[\n,]/)
+        .map((g) => g.trim())
+        .filter(Boolean);
+      return { at, globs };
+    }
+    /** `*` within one path segment, as @actions/glob matches it; nothing else is special in our globs. */
+    const matches = (glob: string, file: string) =>
+      new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`).test(file);
+
+    it('every cell attests each archive `release --zip` writes, after building it and before uploading it', async () => {
+      const job = (await load()).jobs.package;
+      // id-token mints the OIDC token Sigstore signs with; attestations stores it; contents for the checkout.
+      expect(job.permissions).toEqual({ contents: 'read', 'id-token': 'write', attestations: 'write' });
+      const { at, globs } = attestation(job);
+      const built = job.steps.findIndex((s) => s.run?.includes('pnpm pipeline release'));
+      const uploaded = job.steps.findIndex((s) => s.uses?.startsWith('actions/upload-artifact@'));
+      expect(built).toBeGreaterThanOrEqual(0);
+      expect([built < at, at < uploaded]).toEqual([true, true]);
+      // Against a real release folder: every archive release.json lists is a subject, and nothing else is.
+      const work = await tempDir('phi-forge-attest-');
+      const cpu = await writeFakePackage(join(work, 'tiny-test-cpu'), { target: 'cpu' });
+      const index = await assembleRelease([{ target: 'cpu', dir: cpu }], { out: join(work, 'release'), zip: true });
+      const archives = index.entries.flatMap((e) => e.archives.map((a) => `release/${a.file}`));
+      expect(archives).toHaveLength(2);
+      for (const a of archives) expect([a, globs.some((g) => matches(g, a))]).toEqual([a, true]);
+      for (const other of ['release/release.json', 'release/SHA256SUMS', 'release/packages/tiny-test-cpu/model.onnx']) {
+        expect([other, globs.some((g) => matches(g, other))]).toEqual([other, false]);
+      }
+    });
+
+    it('the publish job attests the merged release.json and SHA256SUMS before creating the release', async () => {
+      const job = (await load()).jobs.publish;
+      expect(job.permissions).toMatchObject({ 'id-token': 'write', attestations: 'write' });
+      const { at, globs } = attestation(job);
+      expect(globs.sort()).toEqual(['release/SHA256SUMS', 'release/release.json']);
+      const merged = job.steps.findIndex((s) => s.run?.includes('pnpm pipeline release --merge'));
+      const created = job.steps.findIndex((s) => s.run?.includes('gh release create'));
+      expect([merged < at, at < created]).toEqual([true, true]);
+    });
   });
 });

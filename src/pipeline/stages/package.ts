@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
-import { buildManifest, MANIFEST_FILE, readManifest } from '../../package/manifest.js';
+import { buildManifest, MANIFEST_FILE, packageFilesToCopy, readManifest } from '../../package/manifest.js';
 import type { GateVerdict } from '../../eval/gates.js';
 import type { Recipe } from '../../recipes/schema.js';
 import { DataType } from '../../onnx/dtype.js';
@@ -164,9 +164,9 @@ export async function publishPackage(pkgDir: string, outRoot: string, name: stri
   }
   try {
     // Exactly the manifest's files and the manifest: not the stage's own stage.json (build metadata with times).
-    const manifest = await readManifest(pkgDir);
+    const files = await packageFilesToCopy(pkgDir, await readManifest(pkgDir));
     await writeDirAtomic(dest, async (tmp) => {
-      for (const f of [...manifest.files.map((x) => x.path), MANIFEST_FILE]) {
+      for (const f of files) {
         await mkdir(dirname(join(tmp, f)), { recursive: true });
         await copyFile(join(pkgDir, f), join(tmp, f), constants.COPYFILE_FICLONE);
       }
