@@ -34,7 +34,7 @@ export function rotaryPlacement(c: DecoderConfig, target: Target): RotaryPlaceme
   return c.headSize % 16 === 0 && c.rotary.rotaryDim % 16 === 0 ? 'attention' : 'nodes';
 }
 
-/** Checks what no attention layout can run, up front, with a clear message. */
+/** Checks what no attention layout can run, with a clear message; buildModel calls it before checking tensors. */
 export function checkAttentionShape(c: DecoderConfig): void {
   const where = `${c.architecture} config`;
   if (c.numHeads % c.kvHeads !== 0) {
@@ -59,7 +59,6 @@ export function checkAttentionShape(c: DecoderConfig): void {
 export function prologue(ctx: BuildContext): Prologue {
   const { b, config: c, target, dtype } = ctx;
   const dml = target.graph === 'dml';
-  checkAttentionShape(c);
   const rotary = rotaryPlacement(c, target);
   const io = declareDecoderIo(b, {
     layers: c.numLayers,

@@ -3,16 +3,23 @@ import { GraphBuilder, type FloatDtype } from '../graph/builder.js';
 import type { WeightSource } from '../graph/weights.js';
 import type { Model } from '../onnx/ir.js';
 import type { Target } from '../target/types.js';
+import { checkAttentionShape } from './blocks.js';
 import { getArchitecture } from './index.js';
+import { checkTensors } from './tensor-check.js';
 import { TensorTable } from './tensor-map.js';
 import type { ArchSpec, DecoderConfig } from './types.js';
 
 export interface BuildModelInput {
-  /** The checkpoint's config (config.json parsed at the checkpoint boundary); routed by its architecture name. */
-  config: { readonly architecture?: string };
+  /**
+   * The checkpoint's config (config.json parsed at the checkpoint boundary); routed by its architecture name. `raw`
+   * (config.json as read) lets errors tell a key config.json sets from a default.
+   */
+  config: { readonly architecture?: string; readonly raw?: Readonly<Record<string, unknown>> };
   /** Every tensor name in the checkpoint (each must map to a role or be knowingly ignored). */
   tensorNames: Iterable<string>;
   source: WeightSource;
+  /** The file holding a tensor (a checkpoint shard), for error messages. */
+  fileOf?: (name: string) => string | undefined;
   target: Target;
   dtype: FloatDtype;
 }
@@ -25,11 +32,27 @@ export interface BuiltModel {
   variant: string[];
 }
 
+/**
+ * Checks in order — the config alone (parseConfig, attention), then the checkpoint against the config (every shape
+ * and dtype, from the headers) — and only then builds, so a checkpoint that would give a wrong or unrunnable model
+ * fails here, naming every problem, before anything is written.
+ */
 export function buildModel(input: BuildModelInput): BuiltModel {
   const spec = getArchitecture(input.config.architecture);
   // The registry matched the name, so the config is this family's config type.
   const decoder = spec.parseConfig(input.config as never);
-  const tensors = TensorTable.build(decoder.architecture, spec.tensorMap, input.tensorNames, decoder.numLayers);
+  checkAttentionShape(decoder);
+  const names = [...input.tensorNames];
+  checkTensors({
+    arch: decoder.architecture,
+    rules: spec.tensorMap,
+    config: decoder,
+    names,
+    source: input.source,
+    fileOf: input.fileOf,
+    raw: input.config.raw,
+  });
+  const tensors = TensorTable.build(decoder.architecture, spec.tensorMap, names, decoder.numLayers);
   const b = new GraphBuilder();
   spec.build({ b, config: decoder, tensors, src: input.source, target: input.target, dtype: input.dtype });
   b.graph.topologicalSort();

@@ -64,6 +64,7 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
       config: ckpt.config,
       tensorNames: ckpt.tensorNames(),
       source: checkpointSource(ckpt),
+      fileOf: (name) => (ckpt.has(name) ? ckpt.entry(name).file : undefined),
       target,
       dtype: PRECISION_DTYPE[precision],
     });

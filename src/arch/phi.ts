@@ -7,6 +7,8 @@ import { weightName } from '../graph/linear.js';
 import { ArchitectureError } from '../util/errors.js';
 import { attentionBlock, embedding, lmHead, prologue } from './blocks.js';
 import { positiveInt, tokenIds } from './config-fields.js';
+import type { TensorRule } from './tensor-map.js';
+import { DIMS } from './tensor-shapes.js';
 import type { ArchSpec, BuildContext, DecoderConfig } from './types.js';
 
 const ARCH = 'PhiForCausalLM';
@@ -68,28 +70,34 @@ function parseConfig(c: PhiConfigFields): DecoderConfig {
   };
 }
 
-const tensorMap = [
-  { hf: 'model.embed_tokens.weight', role: 'embed' },
-  { hf: 'model.layers.{layer}.input_layernorm.weight', role: 'norm.weight' },
-  { hf: 'model.layers.{layer}.input_layernorm.bias', role: 'norm.bias' },
-  { hf: 'model.layers.{layer}.self_attn.q_proj.weight', role: 'attn.q' },
-  { hf: 'model.layers.{layer}.self_attn.q_proj.bias', role: 'attn.q.bias' },
-  { hf: 'model.layers.{layer}.self_attn.k_proj.weight', role: 'attn.k' },
-  { hf: 'model.layers.{layer}.self_attn.k_proj.bias', role: 'attn.k.bias' },
-  { hf: 'model.layers.{layer}.self_attn.v_proj.weight', role: 'attn.v' },
-  { hf: 'model.layers.{layer}.self_attn.v_proj.bias', role: 'attn.v.bias' },
-  { hf: 'model.layers.{layer}.self_attn.dense.weight', role: 'attn.o' },
-  { hf: 'model.layers.{layer}.self_attn.dense.bias', role: 'attn.o.bias' },
-  { hf: 'model.layers.{layer}.mlp.fc1.weight', role: 'mlp.fc1' },
-  { hf: 'model.layers.{layer}.mlp.fc1.bias', role: 'mlp.fc1.bias' },
-  { hf: 'model.layers.{layer}.mlp.fc2.weight', role: 'mlp.fc2' },
-  { hf: 'model.layers.{layer}.mlp.fc2.bias', role: 'mlp.fc2.bias' },
-  { hf: 'model.final_layernorm.weight', role: 'final_norm.weight' },
-  { hf: 'model.final_layernorm.bias', role: 'final_norm.bias' },
-  { hf: 'lm_head.weight', role: 'lm_head' },
-  { hf: 'lm_head.bias', role: 'lm_head.bias' },
-  { hf: 'model.layers.{layer}.self_attn.rotary_emb.inv_freq', role: null },
-] as const;
+const { vocab: V, hidden: H, intermediate: I, q, kv, rotaryHalf } = DIMS;
+const untied = (c: DecoderConfig) => !c.tiedEmbeddings;
+// PhiForCausalLM's lm_head is an nn.Linear with bias, tied or not; the builder adds it when present.
+const optional = () => false;
+
+/** HF name → role, with the shape the config implies ([out, in] for linear weights). */
+const tensorMap: readonly TensorRule[] = [
+  { hf: 'model.embed_tokens.weight', role: 'embed', shape: [V, H] },
+  { hf: 'model.layers.{layer}.input_layernorm.weight', role: 'norm.weight', shape: [H] },
+  { hf: 'model.layers.{layer}.input_layernorm.bias', role: 'norm.bias', shape: [H] },
+  { hf: 'model.layers.{layer}.self_attn.q_proj.weight', role: 'attn.q', shape: [q, H] },
+  { hf: 'model.layers.{layer}.self_attn.q_proj.bias', role: 'attn.q.bias', shape: [q] },
+  { hf: 'model.layers.{layer}.self_attn.k_proj.weight', role: 'attn.k', shape: [kv, H] },
+  { hf: 'model.layers.{layer}.self_attn.k_proj.bias', role: 'attn.k.bias', shape: [kv] },
+  { hf: 'model.layers.{layer}.self_attn.v_proj.weight', role: 'attn.v', shape: [kv, H] },
+  { hf: 'model.layers.{layer}.self_attn.v_proj.bias', role: 'attn.v.bias', shape: [kv] },
+  { hf: 'model.layers.{layer}.self_attn.dense.weight', role: 'attn.o', shape: [H, q] },
+  { hf: 'model.layers.{layer}.self_attn.dense.bias', role: 'attn.o.bias', shape: [H] },
+  { hf: 'model.layers.{layer}.mlp.fc1.weight', role: 'mlp.fc1', shape: [I, H] },
+  { hf: 'model.layers.{layer}.mlp.fc1.bias', role: 'mlp.fc1.bias', shape: [I] },
+  { hf: 'model.layers.{layer}.mlp.fc2.weight', role: 'mlp.fc2', shape: [H, I] },
+  { hf: 'model.layers.{layer}.mlp.fc2.bias', role: 'mlp.fc2.bias', shape: [H] },
+  { hf: 'model.final_layernorm.weight', role: 'final_norm.weight', shape: [H] },
+  { hf: 'model.final_layernorm.bias', role: 'final_norm.bias', shape: [H] },
+  { hf: 'lm_head.weight', role: 'lm_head', shape: [V, H], required: untied },
+  { hf: 'lm_head.bias', role: 'lm_head.bias', shape: [V], required: optional },
+  { hf: 'model.layers.{layer}.self_attn.rotary_emb.inv_freq', role: null, shape: [rotaryHalf] },
+];
 
 function build(ctx: BuildContext): void {
   const { b, config: c, tensors: t, src, dtype } = ctx;

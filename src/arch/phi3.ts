@@ -7,6 +7,8 @@ import { weightName } from '../graph/linear.js';
 import { ArchitectureError } from '../util/errors.js';
 import { attentionBlock, embedding, lmHead, prologue } from './blocks.js';
 import { longRopeFrom, positiveInt, tokenIds, type RopeScalingFields } from './config-fields.js';
+import type { TensorRule } from './tensor-map.js';
+import { DIMS } from './tensor-shapes.js';
 import type { ArchSpec, BuildContext, DecoderConfig } from './types.js';
 
 const ARCH = 'Phi3ForCausalLM';
@@ -77,19 +79,25 @@ function parseConfig(c: Phi3ConfigFields): DecoderConfig {
   };
 }
 
-const tensorMap = [
-  { hf: 'model.embed_tokens.weight', role: 'embed' },
-  { hf: 'model.layers.{layer}.input_layernorm.weight', role: 'input_norm' },
-  { hf: 'model.layers.{layer}.self_attn.qkv_proj.weight', role: 'attn.qkv' },
-  { hf: 'model.layers.{layer}.self_attn.o_proj.weight', role: 'attn.o' },
-  { hf: 'model.layers.{layer}.post_attention_layernorm.weight', role: 'post_attn_norm' },
-  { hf: 'model.layers.{layer}.mlp.gate_up_proj.weight', role: 'mlp.gate_up' },
-  { hf: 'model.layers.{layer}.mlp.down_proj.weight', role: 'mlp.down' },
-  { hf: 'model.norm.weight', role: 'final_norm' },
-  { hf: 'lm_head.weight', role: 'lm_head' },
-  // Older exports saved the rotary inverse frequencies; the builder computes its own caches.
-  { hf: 'model.layers.{layer}.self_attn.rotary_emb.inv_freq', role: null },
-] as const;
+const { vocab: V, hidden: H, intermediate: I, gateUp, q, qkv, rotaryHalf } = DIMS;
+const untied = (c: DecoderConfig) => !c.tiedEmbeddings;
+
+/** HF name → role, with the shape the config implies ([out, in] for linear weights). */
+const tensorMap: readonly TensorRule[] = [
+  { hf: 'model.embed_tokens.weight', role: 'embed', shape: [V, H] },
+  { hf: 'model.layers.{layer}.input_layernorm.weight', role: 'input_norm', shape: [H] },
+  { hf: 'model.layers.{layer}.self_attn.qkv_proj.weight', role: 'attn.qkv', shape: [qkv, H] },
+  { hf: 'model.layers.{layer}.self_attn.o_proj.weight', role: 'attn.o', shape: [H, q] },
+  { hf: 'model.layers.{layer}.post_attention_layernorm.weight', role: 'post_attn_norm', shape: [H] },
+  { hf: 'model.layers.{layer}.mlp.gate_up_proj.weight', role: 'mlp.gate_up', shape: [gateUp, H] },
+  { hf: 'model.layers.{layer}.mlp.down_proj.weight', role: 'mlp.down', shape: [H, I] },
+  { hf: 'model.norm.weight', role: 'final_norm', shape: [H] },
+  // Tied: the embedding is the LM head too; a checkpoint may still carry the copy, which must then agree.
+  { hf: 'lm_head.weight', role: 'lm_head', shape: [V, H], required: untied },
+  // Older exports saved the rotary inverse frequencies; the builder computes its own caches, but their length
+  // still tells a wrong partial_rotary_factor / head_dim.
+  { hf: 'model.layers.{layer}.self_attn.rotary_emb.inv_freq', role: null, shape: [rotaryHalf] },
+];
 
 function build(ctx: BuildContext): void {
   const { b, config: c, tensors: t, src, dtype } = ctx;

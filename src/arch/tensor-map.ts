@@ -1,10 +1,22 @@
 // The generic tensor mapper: HF tensor-name templates ({layer}) → roles, read from an architecture's table.
 import { ArchitectureError, CheckpointError } from '../util/errors.js';
+import type { Dim } from './tensor-shapes.js';
+import type { DecoderConfig } from './types.js';
 
 /** One row of an architecture's tensor table; `role: null` marks a tensor the builder knowingly ignores. */
 export interface TensorRule {
   readonly hf: string;
   readonly role: string | null;
+  /**
+   * The shape the typed config implies (checked against the safetensors header before anything is built); absent
+   * only for tensors whose shape nothing depends on.
+   */
+  readonly shape?: readonly Dim[];
+  /**
+   * Whether a checkpoint of this config must hold the tensor (in every layer, for a `{layer}` template). Default:
+   * every tensor with a role; ignored tensors (`role: null`) are never required.
+   */
+  readonly required?: (c: DecoderConfig) => boolean;
 }
 
 interface CompiledRule {
@@ -23,6 +35,44 @@ function key(role: string, layer?: number): string {
   return layer === undefined ? role : `${layer}:${role}`;
 }
 
+/** A checkpoint tensor matched to its table row (and layer, for a per-layer row). */
+export interface MatchedTensor {
+  name: string;
+  rule: TensorRule;
+  layer?: number;
+}
+
+/**
+ * Matches every name against the table; a name no rule matches is an error naming the tensor, since a tensor we
+ * would silently drop means a model we would silently get wrong.
+ */
+export function matchTensors(arch: string, rules: readonly TensorRule[], names: Iterable<string>): MatchedTensor[] {
+  const compiled = rules.map(compile);
+  const out: MatchedTensor[] = [];
+  for (const name of names) {
+    let found: MatchedTensor | undefined;
+    for (const c of compiled) {
+      const m = c.re.exec(name);
+      if (!m) continue;
+      found = { name, rule: c.rule, layer: c.perLayer ? Number(m[1]) : undefined };
+      break;
+    }
+    if (!found) {
+      throw new ArchitectureError('ARCH_UNMAPPED_TENSOR', `tensor ${name} matches nothing in the ${arch} tensor map`, {
+        where: `tensor ${name}`,
+        fix: `this checkpoint has weights the ${arch} builder does not know (a different variant or an adapter?); add the tensor to src/arch's map if it is meant to be read or ignored`,
+      });
+    }
+    out.push(found);
+  }
+  return out;
+}
+
+/** The name a rule gives a tensor of `layer`. */
+export function tensorName(rule: TensorRule, layer?: number): string {
+  return rule.hf.replace('{layer}', String(layer ?? '?'));
+}
+
 /** The checkpoint's tensors by role, built by matching every tensor name against the table. */
 export class TensorTable {
   private constructor(
@@ -32,34 +82,19 @@ export class TensorTable {
   ) {}
 
   /**
-   * Maps every name; a name no rule matches, or a layer index past `numLayers`, is an error naming the tensor, since
-   * a tensor we would silently drop means a model we would silently get wrong.
+   * Maps every name (see {@link matchTensors}); a layer index past `numLayers` is an error naming the tensor.
+   * buildModel checks the whole checkpoint against the config first (tensor-check.ts), reporting every problem.
    */
   static build(arch: string, rules: readonly TensorRule[], names: Iterable<string>, numLayers: number): TensorTable {
-    const compiled = rules.map(compile);
     const byRole = new Map<string, string>();
-    for (const name of names) {
-      let matched = false;
-      for (const c of compiled) {
-        const m = c.re.exec(name);
-        if (!m) continue;
-        matched = true;
-        const layer = c.perLayer ? Number(m[1]) : undefined;
-        if (layer !== undefined && layer >= numLayers) {
-          throw new ArchitectureError('ARCH_LAYER_OUT_OF_RANGE', `tensor ${name} belongs to layer ${layer}, but config.json has ${numLayers} layers`, {
-            where: `tensor ${name}`,
-            fix: 'num_hidden_layers in config.json does not match the weights',
-          });
-        }
-        if (c.rule.role !== null) byRole.set(key(c.rule.role, layer), name);
-        break;
-      }
-      if (!matched) {
-        throw new ArchitectureError('ARCH_UNMAPPED_TENSOR', `tensor ${name} matches nothing in the ${arch} tensor map`, {
+    for (const { name, rule, layer } of matchTensors(arch, rules, names)) {
+      if (layer !== undefined && layer >= numLayers) {
+        throw new ArchitectureError('ARCH_LAYER_OUT_OF_RANGE', `tensor ${name} belongs to layer ${layer}, but config.json has ${numLayers} layers`, {
           where: `tensor ${name}`,
-          fix: `this checkpoint has weights the ${arch} builder does not know (a different variant or an adapter?); add the tensor to src/arch's map if it is meant to be read or ignored`,
+          fix: 'num_hidden_layers in config.json does not match the weights',
         });
       }
+      if (rule.role !== null) byRole.set(key(rule.role, layer), name);
     }
     return new TensorTable(arch, rules, byRole);
   }
@@ -73,7 +108,7 @@ export class TensorTable {
     const name = this.byRole.get(key(role, layer));
     if (name) return name;
     const rule = this.rules.find((r) => r.role === role);
-    const expected = rule ? rule.hf.replace('{layer}', String(layer ?? '?')) : role;
+    const expected = rule ? tensorName(rule, layer) : role;
     throw new CheckpointError('CHECKPOINT_TENSOR_MISSING', `the checkpoint has no tensor ${expected} (${this.arch} role ${role})`, {
       where: `tensor ${expected}`,
       fix: 'check that every safetensors shard listed in model.safetensors.index.json is present',
