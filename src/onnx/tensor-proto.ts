@@ -283,7 +283,8 @@ function externalSource(p: PTensor, dims: number[], ctx: TensorDecodeContext): T
     if (!isKnownDataType(p.data_type)) throw fail(`has no length and type ${dataTypeName(p.data_type)} has no known size`);
     length = byteLengthOf(p.data_type, numel(dims));
   }
-  const src: TensorSource = { kind: 'external', path: resolve(ctx.baseDir, location), location, offset, length };
+  const src: TensorSource = { kind: 'external', path: resolve(ctx.baseDir, location), location, dir: resolve(ctx.baseDir), offset, length };
+  if (ctx.file) src.modelFile = resolve(ctx.file);
   if (extra.length) src.extra = extra;
   return src;
 }

@@ -157,7 +157,7 @@ describe('external data references', () => {
     const t = decodeTensor(ext([['location', 'sub/w.bin'], ['offset', '4096'], ['length', '24'], ['checksum', 'abc']]), {
       baseDir: '/models/m',
     });
-    expect(t.source).toEqual({ kind: 'external', path: '/models/m/sub/w.bin', location: 'sub/w.bin', offset: 4096, length: 24, extra: [['checksum', 'abc']] });
+    expect(t.source).toEqual({ kind: 'external', path: '/models/m/sub/w.bin', location: 'sub/w.bin', dir: '/models/m', offset: 4096, length: 24, extra: [['checksum', 'abc']] });
     expect(t.isExternal).toBe(true);
     // Written back as external_data entries an independent reader understands.
     const other = onnx.TensorProto.decode(encodeTensor(t));
@@ -182,6 +182,7 @@ describe('external data references', () => {
     expectOnnxError(() => decodeTensor(ext([['location', 'w'], ['offset', '-5']])), 'ONNX_EXTERNAL_INFO');
     expectOnnxError(() => decodeTensor(ext([['location', 'w'], ['length', '1e3']])), 'ONNX_EXTERNAL_INFO');
   });
+
 });
 
 // ---------------------------------------------------------------------------------------------------------------

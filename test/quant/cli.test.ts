@@ -1,6 +1,7 @@
 // `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
 // onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,32 @@ describe('pnpm pipeline quantize', () => {
     const s = await ort.InferenceSession.create(join(dir, 'dec-q.onnx'));
     expect(s.inputNames).toContain('input_ids');
     await s.release();
+  });
+
+  /** Runs quantize into a fresh folder; expects exit code 1, the message, no stack trace and no output folder at all. */
+  async function expectRefused(input: string, ...messages: string[]): Promise<void> {
+    const outDir = await mkdtemp(join(dir, 'refused-'));
+    await rm(outDir, { recursive: true });
+    const r = await cli(['quantize', input, '--out', join(outDir, 'model.onnx'), '--scheme', 'int4', '--threads', '0']);
+    expect(r.code).toBe(1);
+    for (const m of messages) expect(r.stderr).toContain(m);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(outDir)).toBe(false);
+  }
+
+  it('external data symlinked out of the model folder (the file, or a folder on its way): refused, nothing written', async () => {
+    const outside = await mkdtemp(join(dir, 'outside-'));
+    const linkedFile = join(dir, 'linked-file');
+    await saveModel(matmulModel({ K, N, w }), join(linkedFile, 'in.onnx'));
+    await rename(join(linkedFile, 'in.onnx.data'), join(outside, 'secret.bin'));
+    await symlink(join(outside, 'secret.bin'), join(linkedFile, 'in.onnx.data'));
+    await expectRefused(join(linkedFile, 'in.onnx'), `${join(linkedFile, 'in.onnx.data')}: tensor W: external data path escapes model directory`);
+
+    const linkedDir = join(dir, 'linked-dir');
+    await saveModel(matmulModel({ K, N, w }), join(linkedDir, 'in.onnx'), { externalData: 'weights/in.onnx.data' });
+    await rename(join(linkedDir, 'weights'), join(outside, 'weights'));
+    await symlink(join(outside, 'weights'), join(linkedDir, 'weights'));
+    await expectRefused(join(linkedDir, 'in.onnx'), `${join(linkedDir, 'weights', 'in.onnx.data')}: tensor W: external data path escapes model directory`);
   });
 
   it('a bad block size is a clear error', async () => {
