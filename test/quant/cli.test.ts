@@ -1,13 +1,16 @@
 // `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
 // onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2).
 import { existsSync } from 'node:fs';
-import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { encodeModel } from '../../src/onnx/codec.js';
+import { DataType } from '../../src/onnx/dtype.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
+import { Tensor } from '../../src/onnx/tensor.js';
 import { matmulModel, maxAbs, maxAbsDiff, randomMatrix } from '../helpers/quant.js';
 import { buildTinyDecoder } from '../helpers/runtime.js';
 
@@ -163,6 +166,19 @@ describe('pnpm pipeline quantize', () => {
     await rename(join(linkedDir, 'weights'), join(outside, 'weights'));
     await symlink(join(outside, 'weights'), join(linkedDir, 'weights'));
     await expectRefused(join(linkedDir, 'in.onnx'), `${join(linkedDir, 'weights', 'in.onnx.data')}: tensor W: external data path escapes model directory`);
+  });
+
+  it('an external length shorter or longer than the weight needs: refused naming the tensor and both sizes, nothing written', async () => {
+    const d = join(dir, 'bad-length');
+    await mkdir(d);
+    const bytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+    await writeFile(join(d, 'in.onnx.data'), Buffer.concat([bytes, new Uint8Array(64)]));
+    for (const length of [K * N * 4 - 64, K * N * 4 + 64]) {
+      const m = matmulModel({ K, N, w });
+      m.graph.replaceInitializer(new Tensor('W', DataType.FLOAT, [K, N], { kind: 'external', path: join(d, 'in.onnx.data'), location: 'in.onnx.data', dir: d, offset: 0, length }));
+      await writeFile(join(d, 'in.onnx'), encodeModel(m));
+      await expectRefused(join(d, 'in.onnx'), `tensor W: external data length is ${length} bytes, but FLOAT[${K}, ${N}] needs ${K * N * 4}`);
+    }
   });
 
   it('a bad block size is a clear error', async () => {
