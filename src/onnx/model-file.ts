@@ -38,10 +38,34 @@ export async function loadModel(path: string): Promise<Model> {
       fix: 'store the weights as external data (a .onnx.data file next to the model), as saveModel does by default',
     });
   }
+  // A protobuf has no magic number: an empty file decodes as a "model" of nothing, which must not go further.
+  if (size === 0) throw notAModel(file, 'is empty (0 bytes)');
   const bytes = await readFile(file);
   const model = decodeModel(bytes, { path: file, baseDir: dirname(file) });
+  checkIsModel(model, file);
   await checkExternalFiles(model);
   return model;
+}
+
+function notAModel(file: string, what: string): OnnxError {
+  return new OnnxError('ONNX_NOT_A_MODEL', what, {
+    file,
+    fix: 'pass an .onnx model file (re-export or re-download it if it is damaged)',
+  });
+}
+
+/**
+ * Refuses bytes that decoded but cannot be a model: other files can decode as a ModelProto of unknown fields only.
+ * Only what ONNX and onnxruntime require is checked (a graph, an IR version, and from IR 3 on the opset imports), so
+ * sparse but real models (e.g. the backend-test corpus) still load.
+ */
+function checkIsModel(model: Model, file: string): void {
+  const g = model.graph;
+  const missing: string[] = [];
+  if (!g.nodes.length && !g.inputs.length && !g.outputs.length && !g.initializers.length && !g.sparseInitializers.length) missing.push('no graph');
+  if (model.irVersion < 1) missing.push('no IR version');
+  else if (model.irVersion >= 3 && !model.opsetImports.length) missing.push('no opset imports');
+  if (missing.length) throw notAModel(file, `is not an ONNX model (${missing.join(', ')})`);
 }
 
 /**

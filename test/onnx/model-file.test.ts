@@ -385,6 +385,25 @@ describe('loadModel', () => {
     const e = await expectOnnxErrorAsync(loadModel(join(dir, 'bad.onnx')), 'ONNX_PROTOBUF_INVALID');
     expect(e.message).toContain(join(dir, 'bad.onnx'));
   });
+
+  it('refuses an empty file, and bytes that decode but hold no graph, IR version or opset imports', async () => {
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    const empty = join(dir, 'empty.onnx');
+    await writeFile(empty, new Uint8Array());
+    const e = await expectOnnxErrorAsync(loadModel(empty), 'ONNX_NOT_A_MODEL');
+    expect(e.message).toContain(`${empty}: is empty`);
+    // Field 100 = 1: valid protobuf, nothing of a model (another file type can look like this).
+    const other = join(dir, 'other.onnx');
+    await writeFile(other, new Uint8Array([0xa0, 0x06, 0x01]));
+    expect((await expectOnnxErrorAsync(loadModel(other), 'ONNX_NOT_A_MODEL')).message).toContain(`${other}: is not an ONNX model (no graph, no IR version)`);
+    const noOpsets = join(dir, 'no-opsets.onnx');
+    await writeFile(noOpsets, encodeModel(new Model(buildModelWithoutLazy().graph, [])));
+    expect((await expectOnnxErrorAsync(loadModel(noOpsets), 'ONNX_NOT_A_MODEL')).message).toContain('is not an ONNX model (no opset imports)');
+    const noGraph = join(dir, 'no-graph.onnx');
+    await writeFile(noGraph, encodeModel(new Model(new Graph(''))));
+    expect((await expectOnnxErrorAsync(loadModel(noGraph), 'ONNX_NOT_A_MODEL')).message).toContain('is not an ONNX model (no graph)');
+  });
 });
 
 describe('external data reached through symlinks', () => {

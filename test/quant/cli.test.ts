@@ -1,5 +1,7 @@
 // `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
-// onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2).
+// onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2);
+// unsafe or broken inputs (data symlinked out of the model folder, wrong external lengths, empty files) exit 1 and
+// write nothing.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -179,6 +181,13 @@ describe('pnpm pipeline quantize', () => {
       await writeFile(join(d, 'in.onnx'), encodeModel(m));
       await expectRefused(join(d, 'in.onnx'), `tensor W: external data length is ${length} bytes, but FLOAT[${K}, ${N}] needs ${K * N * 4}`);
     }
+  });
+
+  it('an empty or non-ONNX input file: refused with what it is, nothing written', async () => {
+    await writeFile(join(dir, 'empty.onnx'), new Uint8Array());
+    await expectRefused(join(dir, 'empty.onnx'), `${join(dir, 'empty.onnx')}: is empty (0 bytes)`);
+    await writeFile(join(dir, 'other.onnx'), new Uint8Array([0xa0, 0x06, 0x01]));
+    await expectRefused(join(dir, 'other.onnx'), `${join(dir, 'other.onnx')}: is not an ONNX model (no graph, no IR version)`);
   });
 
   it('a bad block size is a clear error', async () => {
