@@ -6,7 +6,7 @@ import { OnnxError } from '../util/errors.js';
 import { checkUnknownFields, decodeModel, prepareModelEncode } from './codec.js';
 import { DataType } from './dtype.js';
 import type { Attribute, Graph, Model, Node } from './ir.js';
-import { openExternalRange, type Tensor, type TensorSource } from './tensor.js';
+import { externalDataRealPath, openExternalRange, type ExternalSource, type Tensor, type TensorSource } from './tensor.js';
 
 /** Protobuf messages (and onnxruntime) stop at 2 GiB − 1 bytes; bigger models need external data. */
 export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
@@ -38,8 +38,60 @@ export async function loadModel(path: string): Promise<Model> {
       fix: 'store the weights as external data (a .onnx.data file next to the model), as saveModel does by default',
     });
   }
+  // A protobuf has no magic number: an empty file decodes as a "model" of nothing, which must not go further.
+  if (size === 0) throw notAModel(file, 'is empty (0 bytes)');
   const bytes = await readFile(file);
-  return decodeModel(bytes, { path: file, baseDir: dirname(file) });
+  const model = decodeModel(bytes, { path: file, baseDir: dirname(file) });
+  checkIsModel(model, file);
+  await checkExternalFiles(model);
+  return model;
+}
+
+function notAModel(file: string, what: string): OnnxError {
+  return new OnnxError('ONNX_NOT_A_MODEL', what, {
+    file,
+    fix: 'pass an .onnx model file (re-export or re-download it if it is damaged)',
+  });
+}
+
+/**
+ * Refuses bytes that decoded but cannot be a model: other files can decode as a ModelProto of unknown fields only.
+ * Only what ONNX and onnxruntime require is checked (a graph, an IR version, and from IR 3 on the opset imports), so
+ * sparse but real models (e.g. the backend-test corpus) still load.
+ */
+function checkIsModel(model: Model, file: string): void {
+  const g = model.graph;
+  const missing: string[] = [];
+  if (!g.nodes.length && !g.inputs.length && !g.outputs.length && !g.initializers.length && !g.sparseInitializers.length) missing.push('no graph');
+  if (model.irVersion < 1) missing.push('no IR version');
+  else if (model.irVersion >= 3 && !model.opsetImports.length) missing.push('no opset imports');
+  if (missing.length) throw notAModel(file, `is not an ONNX model (${missing.join(', ')})`);
+}
+
+/**
+ * Refuses, before anything is read or written, external data whose real path leaves the model's folder (every read
+ * checks again: files can change after loading). A missing data file is left for the read to report, so a model can
+ * be inspected without its data.
+ */
+async function checkExternalFiles(model: Model): Promise<void> {
+  const tensors = [...model.allTensors()];
+  for (const f of model.functions) {
+    for (const n of f.nodes) {
+      for (const a of n.attributes) {
+        if (a.type === 'tensor') tensors.push(a.value);
+        else if (a.type === 'tensors') tensors.push(...a.value);
+      }
+    }
+  }
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    const s = t.source;
+    if (s.kind !== 'external' || seen.has(s.path)) continue;
+    seen.add(s.path);
+    await externalDataRealPath(s, t.name).catch((e: unknown) => {
+      if (!(e instanceof OnnxError && e.code === 'ONNX_EXTERNAL_MISSING')) throw e;
+    });
+  }
 }
 
 export interface SaveProgress {
@@ -150,7 +202,7 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
         const src = p.tensor.source;
         if (src.kind === 'external') {
           chunk ??= new Uint8Array(COPY_CHUNK_BYTES);
-          await copyRange(src.path, src.offset, src.length, p.tensor.name, writer, chunk);
+          await copyRange(src, p.tensor.name, writer, chunk);
         } else if (src.kind === 'lazy' && src.chunks) {
           await writeChunks(p, src.chunks(), writer);
         } else {
@@ -167,7 +219,7 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
       }
       dataBytes = writer.offset;
       for (const p of plan) {
-        sources.set(p.tensor, { kind: 'external', path: dataPath, location: location!, offset: p.offset, length: p.length });
+        sources.set(p.tensor, { kind: 'external', path: dataPath, location: location!, dir, modelFile: file, offset: p.offset, length: p.length });
       }
     }
 
@@ -210,8 +262,9 @@ async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, 
 /** External tensors are copied through one reused 32 MiB buffer (two halves, read overlapping write): no per-tensor allocation. */
 const COPY_CHUNK_BYTES = 32 << 20;
 
-async function copyRange(path: string, offset: number, length: number, name: string, writer: AtomicFileWriter, chunk: Uint8Array): Promise<void> {
-  const fh = await openExternalRange(path, offset, length, name);
+async function copyRange(src: ExternalSource, name: string, writer: AtomicFileWriter, chunk: Uint8Array): Promise<void> {
+  const { path, offset, length } = src;
+  const fh = await openExternalRange(src, name);
   try {
     // Two halves of the buffer: the next read runs while the previous piece is being written.
     const half = chunk.byteLength >> 1;

@@ -1,7 +1,7 @@
 // TensorProto <-> Tensor: typed value fields normalized to raw little-endian bytes, external data references parsed.
 import { isAbsolute, resolve } from 'node:path';
 import { OnnxError } from '../util/errors.js';
-import { DataType, byteLengthOf, dataTypeName, isKnownDataType, numel } from './dtype.js';
+import { DataType, bitsOf, byteLengthOf, dataTypeName, isKnownDataType, numel } from './dtype.js';
 import { Tensor, type StringPair, type TensorSource } from './tensor.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -115,9 +115,27 @@ export function tensorFromProto(p: PTensor, ctx: TensorDecodeContext): Tensor {
   const dataType = p.data_type;
   const source = p.data_location === DATA_LOCATION_EXTERNAL ? externalSource(p, dims, ctx) : inlineSource(p, ctx);
   const t = new Tensor(p.name, dataType, dims, source);
+  checkByteLength(t, ctx);
   t.docString = p.doc_string;
   t.metadataProps = pairsFromProto(p.metadata_props);
   return t;
+}
+
+/**
+ * Refuses a tensor whose bytes are not what its type and shape need (for types of fixed width): readers would run off
+ * its end or misread it, and `quantize` would write it into an invalid model (onnxruntime refuses such tensors too).
+ */
+function checkByteLength(t: Tensor, ctx: TensorDecodeContext): void {
+  const s = t.source;
+  if (bitsOf(t.dataType) === 0 || s.kind === 'strings') return;
+  const expected = t.expectedByteLength;
+  if (t.byteLength === expected) return;
+  const what = s.kind === 'external' ? `external data length is ${s.length} bytes` : `holds ${t.byteLength} bytes of data`;
+  throw new OnnxError('ONNX_TENSOR_SIZE', `tensor ${t.name || '(unnamed)'}: ${what}, but ${dataTypeName(t.dataType)}[${t.dims.join(', ')}] needs ${expected}`, {
+    file: ctx.file,
+    where: ctx.where,
+    fix: 'the model is malformed; re-export it (with its .data file, if it has one)',
+  });
 }
 
 export function pairsFromProto(entries: readonly PEntry[]): StringPair[] {
@@ -283,7 +301,8 @@ function externalSource(p: PTensor, dims: number[], ctx: TensorDecodeContext): T
     if (!isKnownDataType(p.data_type)) throw fail(`has no length and type ${dataTypeName(p.data_type)} has no known size`);
     length = byteLengthOf(p.data_type, numel(dims));
   }
-  const src: TensorSource = { kind: 'external', path: resolve(ctx.baseDir, location), location, offset, length };
+  const src: TensorSource = { kind: 'external', path: resolve(ctx.baseDir, location), location, dir: resolve(ctx.baseDir), offset, length };
+  if (ctx.file) src.modelFile = resolve(ctx.file);
   if (extra.length) src.extra = extra;
   return src;
 }

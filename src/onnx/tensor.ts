@@ -1,5 +1,6 @@
 // Tensor of the IR: dtype and shape known up front; data inline, in an external file (read by offset), or lazily produced.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, sep } from 'node:path';
 import { OnnxError } from '../util/errors.js';
 import { DataType, byteLengthOf, dataTypeName, numel } from './dtype.js';
 
@@ -13,10 +14,17 @@ export type TensorSource =
   | { kind: 'inline'; bytes: Uint8Array }
   | {
       kind: 'external';
-      /** Absolute path of the data file, resolved against the model's folder when decoded. */
+      /** Absolute path of the data file, resolved against `dir` when decoded. */
       path: string;
       /** The `location` string as written in the model (relative to the model's folder). */
       location: string;
+      /**
+       * The model's folder. Every read refuses a data file whose real path (symlinks resolved) is not inside the real
+       * path of this folder or of the folder the model file really lives in (see externalDataRealPath).
+       */
+      dir: string;
+      /** The model file the reference was read from, when known. */
+      modelFile?: string;
       offset: number;
       length: number;
       /** Other external_data entries (e.g. checksum), kept so they round-trip. */
@@ -34,6 +42,9 @@ export type TensorSource =
       chunks?: () => AsyncIterable<Uint8Array>;
     }
   | { kind: 'strings'; values: Uint8Array[] };
+
+/** A tensor source whose bytes live in an external data file. */
+export type ExternalSource = Extract<TensorSource, { kind: 'external' }>;
 
 export class Tensor {
   name: string;
@@ -86,7 +97,7 @@ export class Tensor {
       case 'inline':
         return s.bytes;
       case 'external':
-        return readFileRange(s.path, s.offset, s.length, this.name);
+        return readExternalRange(s, this.name);
       case 'lazy': {
         const b = await s.produce();
         if (b.byteLength !== s.byteLength) {
@@ -169,22 +180,76 @@ export function viewBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/** True when `p` lies strictly below folder `root` (both absolute). */
+function isBelow(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r !== '' && r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r);
+}
+
 /**
- * Opens an external data file to read bytes offset..offset+length of tensor `what`, failing clearly when the file is
- * missing or shorter (checked before reading: a truncated file or a corrupt length must not cost a huge allocation).
- * The caller closes the handle.
+ * The real path (symlinks resolved) of the data file of external tensor `what`, refused unless it is a regular file
+ * inside the model's folder. A location with ".." or an absolute path is refused at decode; this catches what a string
+ * cannot show: a data file, or a folder on its way, that is a symlink to elsewhere (a model folder from an untrusted
+ * archive could otherwise make `quantize` copy any file the user can read into its output). Same rule as onnxruntime
+ * 1.30: inside the model folder's real path, or inside the folder of the model file's real path — a Hugging Face cache
+ * snapshot links both the .onnx and its data into blobs/.
  */
-export async function openExternalRange(path: string, offset: number, length: number, what: string): Promise<FileHandle> {
-  let fh;
+export async function externalDataRealPath(src: ExternalSource, what: string): Promise<string> {
+  let real: string;
   try {
-    fh = await open(path, 'r');
+    real = await realpath(src.path);
   } catch (e) {
-    throw new OnnxError('ONNX_EXTERNAL_MISSING', `external data file cannot be opened`, {
-      file: path,
+    throw missingError(src, what, e);
+  }
+  const roots = [await realpath(src.dir).catch(() => undefined)];
+  if (src.modelFile) roots.push(await realpath(src.modelFile).then(dirname, () => undefined));
+  if (!roots.some((r) => r !== undefined && isBelow(r, real))) {
+    throw new OnnxError(
+      'ONNX_EXTERNAL_ESCAPE',
+      `external data path escapes model directory: location "${src.location}" resolves to ${real}, outside ${roots[0] ?? src.dir}`,
+      {
+        file: src.path,
+        where: `tensor ${what}`,
+        fix: "a symlink leads out of the model's folder: put the data file itself in the model's folder (copy it rather than link it)",
+      },
+    );
+  }
+  // A FIFO or device would hang or never end; a folder cannot be read.
+  const st = await stat(real).catch((e: unknown) => {
+    throw missingError(src, what, e);
+  });
+  if (!st.isFile()) {
+    throw new OnnxError('ONNX_EXTERNAL_NOT_A_FILE', `external data location "${src.location}" is not a regular file`, {
+      file: src.path,
       where: `tensor ${what}`,
-      fix: 'keep the .data file next to the .onnx file it belongs to',
-      cause: e,
+      fix: 'the model is malformed; re-export it with its .data file',
     });
+  }
+  return real;
+}
+
+function missingError(src: ExternalSource, what: string, cause: unknown): OnnxError {
+  return new OnnxError('ONNX_EXTERNAL_MISSING', `external data file cannot be opened`, {
+    file: src.path,
+    where: `tensor ${what}`,
+    fix: 'keep the .data file next to the .onnx file it belongs to',
+    cause,
+  });
+}
+
+/**
+ * Opens the data file of external tensor `what` to read bytes offset..offset+length (default: the whole tensor). Every
+ * read of external bytes goes through here: the file must stay inside the model's folder (externalDataRealPath) and
+ * be long enough (checked before reading: a truncated file or a corrupt length must not cost a huge allocation). The
+ * real path is what gets opened, so the checked file is the one read. The caller closes the handle.
+ */
+export async function openExternalRange(src: ExternalSource, what: string, offset = src.offset, length = src.length): Promise<FileHandle> {
+  const real = await externalDataRealPath(src, what);
+  let fh: FileHandle;
+  try {
+    fh = await open(real, 'r');
+  } catch (e) {
+    throw missingError(src, what, e);
   }
   const { size } = await fh.stat().catch(async (e: unknown) => {
     await fh.close();
@@ -193,7 +258,7 @@ export async function openExternalRange(path: string, offset: number, length: nu
   if (offset + length > size) {
     await fh.close();
     throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data ends at byte ${size}, tensor needs bytes ${offset}..${offset + length}`, {
-      file: path,
+      file: src.path,
       where: `tensor ${what}`,
       fix: 'the .data file is truncated: rebuild or re-download it',
     });
@@ -201,9 +266,9 @@ export async function openExternalRange(path: string, offset: number, length: nu
   return fh;
 }
 
-/** Reads `length` bytes at `offset` of a file, failing clearly when the file is shorter. */
-export async function readFileRange(path: string, offset: number, length: number, what: string): Promise<Uint8Array> {
-  const fh = await openExternalRange(path, offset, length, what);
+/** Reads bytes offset..offset+length (default: the whole tensor) of external tensor `what`, through openExternalRange. */
+export async function readExternalRange(src: ExternalSource, what: string, offset = src.offset, length = src.length): Promise<Uint8Array> {
+  const fh = await openExternalRange(src, what, offset, length);
   try {
     const out = new Uint8Array(length);
     let done = 0;
@@ -213,7 +278,7 @@ export async function readFileRange(path: string, offset: number, length: number
         throw new OnnxError(
           'ONNX_EXTERNAL_TRUNCATED',
           `external data ends at byte ${offset + done}, tensor needs bytes ${offset}..${offset + length}`,
-          { file: path, where: `tensor ${what}`, fix: 'the .data file is truncated: rebuild or re-download it' },
+          { file: src.path, where: `tensor ${what}`, fix: 'the .data file is truncated: rebuild or re-download it' },
         );
       }
       done += bytesRead;

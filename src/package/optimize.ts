@@ -35,7 +35,7 @@ import { dirname, join, resolve } from 'node:path';
 import { prepareModelEncode } from '../onnx/codec.js';
 import type { Graph, Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
-import type { Tensor } from '../onnx/tensor.js';
+import { externalDataRealPath, type ExternalSource, type Tensor } from '../onnx/tensor.js';
 import { readGenaiDecoderConfig } from '../runtime/genai-config.js';
 import type { Target } from '../target/index.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
@@ -209,14 +209,15 @@ function unpin(model: Model, pinned: readonly ValueInfo[]): void {
 async function stage(model: Model, dir: string, modelFile: string): Promise<string> {
   const path = join(dir, modelFile);
   await mkdir(dirname(path), { recursive: true });
-  const files = new Map<string, string>();
+  const files = new Map<string, { src: ExternalSource; tensor: string }>();
   for (const t of model.allTensors()) {
-    if (t.source.kind === 'external') files.set(t.source.location, t.source.path);
+    if (t.source.kind === 'external') files.set(t.source.location, { src: t.source, tensor: t.name });
   }
-  for (const [location, from] of files) {
+  for (const [location, { src, tensor }] of files) {
     const to = resolve(dirname(path), location);
     await mkdir(dirname(to), { recursive: true });
-    await copyFile(from, to, constants.COPYFILE_FICLONE);
+    // Whole files are copied, not read through openExternalRange: the same check that they stay in the model's folder.
+    await copyFile(await externalDataRealPath(src, tensor), to, constants.COPYFILE_FICLONE);
   }
   await writeFileAtomic(path, prepareModelEncode(model).finish());
   return path;

@@ -3,7 +3,7 @@
 // at it (external data), so a quantization run holds only the tensors in flight, never the quantized model.
 // The model is then saved elsewhere (saveModel copies the spilled bytes into its own data file) and the spill removed.
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { QuantizationError } from '../util/errors.js';
 import { Tensor } from '../onnx/tensor.js';
 
@@ -108,6 +108,7 @@ export class SpillFile implements TensorSink {
           kind: 'external',
           path: this.path,
           location: basename(this.path),
+          dir: dirname(this.path),
           offset: start,
           length: this.offset - start,
         });

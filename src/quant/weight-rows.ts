@@ -3,7 +3,7 @@
 // Rows are contiguous in an [N, K] weight; in a [K, N] weight a band of rows is a band of columns, read row by row.
 import type { FileHandle } from 'node:fs/promises';
 import { bitsOf } from '../onnx/dtype.js';
-import { openExternalRange, readFileRange } from '../onnx/tensor.js';
+import { openExternalRange, readExternalRange } from '../onnx/tensor.js';
 import type { WeightRef } from './find-weights.js';
 
 /** Float input bytes per piece: large enough that per-piece overhead vanishes, small enough that pieces in flight on every worker stay far below the model. */
@@ -45,7 +45,7 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
   const src = t.source;
   if (w.layout === 'nk') {
     const [from, length] = [n0 * w.K * es, (n1 - n0) * w.K * es];
-    if (src.kind === 'external') return readFileRange(src.path, src.offset + from, length, t.name);
+    if (src.kind === 'external') return readExternalRange(src, t.name, src.offset + from, length);
     return (await t.bytes()).slice(from, from + length);
   }
   // [K, N]: columns n0..n1 of every row.
@@ -57,7 +57,7 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
     for (let k = 0; k < w.K; k++) out.set(all.subarray(k * rowBytes + n0 * es, k * rowBytes + n0 * es + width), k * width);
     return out;
   }
-  const fh = await openExternalRange(src.path, src.offset, src.length, t.name);
+  const fh = await openExternalRange(src, t.name);
   try {
     // One read per row of K, a few in flight at once (the reads are small and mostly served from the page cache).
     const inFlight = 32;

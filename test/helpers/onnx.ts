@@ -282,7 +282,7 @@ export function sampleModels(): [string, Model][] {
   m1.trainingInfo.push({ algorithm: identityGraph('step', 'w1', 'w'), initializationBinding: [], updateBinding: [['w', 'w1']] });
 
   const tensors = new Graph('tensors');
-  const ext = new Tensor('ext', F, [2, 2], { kind: 'external', path: '/m/w.bin', location: 'w.bin', offset: 64, length: 16, extra: [['checksum', '00']] });
+  const ext = new Tensor('ext', F, [2, 2], { kind: 'external', path: '/m/w.bin', location: 'w.bin', dir: '/m', offset: 64, length: 16, extra: [['checksum', '00']] });
   tensors.initializers.push(
     Tensor.fromFloat32('f32', [2], new Float32Array([1, -1])),
     Tensor.fromBytes('f16', DataType.FLOAT16, [2], new Uint8Array([0, 0x3c, 0, 0xc0])),

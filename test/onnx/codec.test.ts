@@ -157,7 +157,7 @@ describe('external data references', () => {
     const t = decodeTensor(ext([['location', 'sub/w.bin'], ['offset', '4096'], ['length', '24'], ['checksum', 'abc']]), {
       baseDir: '/models/m',
     });
-    expect(t.source).toEqual({ kind: 'external', path: '/models/m/sub/w.bin', location: 'sub/w.bin', offset: 4096, length: 24, extra: [['checksum', 'abc']] });
+    expect(t.source).toEqual({ kind: 'external', path: '/models/m/sub/w.bin', location: 'sub/w.bin', dir: '/models/m', offset: 4096, length: 24, extra: [['checksum', 'abc']] });
     expect(t.isExternal).toBe(true);
     // Written back as external_data entries an independent reader understands.
     const other = onnx.TensorProto.decode(encodeTensor(t));
@@ -181,6 +181,20 @@ describe('external data references', () => {
     expectOnnxError(() => decodeTensor(ext([['offset', '0']])), 'ONNX_EXTERNAL_INFO');
     expectOnnxError(() => decodeTensor(ext([['location', 'w'], ['offset', '-5']])), 'ONNX_EXTERNAL_INFO');
     expectOnnxError(() => decodeTensor(ext([['location', 'w'], ['length', '1e3']])), 'ONNX_EXTERNAL_INFO');
+  });
+
+  it('refuses a length shorter or longer than dtype × shape needs, naming the tensor and both sizes', () => {
+    for (const length of ['20', '28', '0']) {
+      const e = expectOnnxError(() => decodeTensor(ext([['location', 'w.bin'], ['length', length]])), 'ONNX_TENSOR_SIZE');
+      expect(e.message).toContain(`tensor w: external data length is ${length} bytes, but FLOAT[2, 3] needs 24`);
+    }
+    // Sub-byte types round up to whole bytes: 5 INT4 values are 3 bytes.
+    const int4 = protoTensor({ name: 'q', dataType: DataType.INT4, dims: [5], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: [{ key: 'location', value: 'q.bin' }, { key: 'length', value: '3' }] });
+    expect(decodeTensor(int4).byteLength).toBe(3);
+    // Inline data is held to the same rule (raw_data or typed values).
+    const raw = expectOnnxError(() => decodeTensor(protoTensor({ name: 'r', dataType: DataType.FLOAT, dims: [4], rawData: new Uint8Array(12) })), 'ONNX_TENSOR_SIZE');
+    expect(raw.message).toContain('tensor r: holds 12 bytes of data, but FLOAT[4] needs 16');
+    expectOnnxError(() => decodeTensor(protoTensor({ name: 'f', dataType: DataType.FLOAT, dims: [2, 2], floatData: [1, 2, 3] })), 'ONNX_TENSOR_SIZE');
   });
 });
 

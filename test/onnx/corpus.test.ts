@@ -1,11 +1,13 @@
 // The ONNX backend-test corpus (Debian's libonnx-testdata, 1,072 models with stored inputs and outputs):
 // decode → encode → decode gives an equal model for every one, and every model onnxruntime-node can run
-// reproduces the stored outputs from the RE-ENCODED bytes, within the backend tests' tolerance.
+// reproduces the stored outputs from the RE-ENCODED bytes, within the backend tests' tolerance; loadModel's checks
+// (a model, not just bytes that decode) accept every one.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { decodeModel, decodeTensor, encodeModel } from '../../src/onnx/codec.js';
+import { loadModel } from '../../src/onnx/model-file.js';
 import { dataTypeName } from '../../src/onnx/dtype.js';
 import type { Model } from '../../src/onnx/ir.js';
 import type { Tensor } from '../../src/onnx/tensor.js';
@@ -175,4 +177,11 @@ describe('ONNX backend-test corpus', () => {
     expect(roundTripped).toBe(EXPECTED_MODELS);
     expect(ortPassed).toBeGreaterThanOrEqual(MIN_ORT_PASSED);
   }, 600_000);
+
+  it('every model loads through loadModel (its checks that a file is a model refuse none of them)', async () => {
+    requireInCi(existsSync(CORPUS_DIR), `${CORPUS_DIR} (Debian package libonnx-testdata)`);
+    const refused: string[] = [];
+    for (const c of corpusCases()) await loadModel(c.model).catch((e: unknown) => refused.push(`${c.kind}/${c.name}: ${firstLine(e)}`));
+    expect(refused).toEqual([]);
+  });
 });

@@ -1,6 +1,6 @@
 // inspectModel and `pnpm pipeline inspect`: the report on the demo model (checked against what the model holds
 // and what onnxruntime computes with it) and on a quantized graph; the CLI's table, --json and usage errors.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,23 @@ describe('pnpm pipeline inspect', () => {
     expect(r.stdout).toContain('IR version 10; opsets ai.onnx 21');
     expect(r.stdout).toMatch(/x +float32\[1, 64\]/);
     expect(r.stdout).toMatch(/table\.onnx\.data +1 +16\.4 KB/);
+  });
+
+  it('an empty or non-ONNX file: exit code 1 and the message, no stack trace', async () => {
+    const empty = join(dir, 'empty.onnx');
+    await writeFile(empty, new Uint8Array());
+    const e = await cli(empty);
+    expect(e.exitCode).toBe(1);
+    expect(e.stderr).toContain(`error: ${empty}: is empty (0 bytes)`);
+    expect(e.stderr).not.toMatch(/^\s+at /m);
+    expect(e.stdout).toBe('');
+    const other = join(dir, 'other.onnx');
+    await writeFile(other, new Uint8Array([0xa0, 0x06, 0x01]));
+    const o = await cli(other, '--json');
+    expect(o.exitCode).toBe(1);
+    expect(o.stderr).toContain(`error: ${other}: is not an ONNX model (no graph, no IR version)`);
+    expect(o.stderr).not.toMatch(/^\s+at /m);
+    expect(o.stdout).toBe('');
   });
 
   it('a usage error without a model, an OnnxError for a missing file (in-process)', async () => {

@@ -2,7 +2,7 @@
 // tensors, in-place saves, determinism, crash safety, size limits — checked by reading the files back and by
 // running the saved model in onnxruntime-node.
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, readdir, realpath, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -384,5 +384,128 @@ describe('loadModel', () => {
     await writeFile(join(dir, 'bad.onnx'), new Uint8Array([8, 10, 0xff]));
     const e = await expectOnnxErrorAsync(loadModel(join(dir, 'bad.onnx')), 'ONNX_PROTOBUF_INVALID');
     expect(e.message).toContain(join(dir, 'bad.onnx'));
+  });
+
+  it('refuses an empty file, and bytes that decode but hold no graph, IR version or opset imports', async () => {
+    const dir = freshDir();
+    await mkdir(dir, { recursive: true });
+    const empty = join(dir, 'empty.onnx');
+    await writeFile(empty, new Uint8Array());
+    const e = await expectOnnxErrorAsync(loadModel(empty), 'ONNX_NOT_A_MODEL');
+    expect(e.message).toContain(`${empty}: is empty`);
+    // Field 100 = 1: valid protobuf, nothing of a model (another file type can look like this).
+    const other = join(dir, 'other.onnx');
+    await writeFile(other, new Uint8Array([0xa0, 0x06, 0x01]));
+    expect((await expectOnnxErrorAsync(loadModel(other), 'ONNX_NOT_A_MODEL')).message).toContain(`${other}: is not an ONNX model (no graph, no IR version)`);
+    const noOpsets = join(dir, 'no-opsets.onnx');
+    await writeFile(noOpsets, encodeModel(new Model(buildModelWithoutLazy().graph, [])));
+    expect((await expectOnnxErrorAsync(loadModel(noOpsets), 'ONNX_NOT_A_MODEL')).message).toContain('is not an ONNX model (no opset imports)');
+    const noGraph = join(dir, 'no-graph.onnx');
+    await writeFile(noGraph, encodeModel(new Model(new Graph(''))));
+    expect((await expectOnnxErrorAsync(loadModel(noGraph), 'ONNX_NOT_A_MODEL')).message).toContain('is not an ONNX model (no graph)');
+  });
+});
+
+describe('external data reached through symlinks', () => {
+  /**
+   * A saved model in a fresh folder, and a fresh folder outside it. By default x[1,256]·W1 → y: onnxruntime refuses any
+   * symlinked data of a subgraph's initializer (onnx's checker), so the onnxruntime cross-checks use a flat graph.
+   */
+  async function savedModel(opts: { externalData?: string; model?: Model } = {}): Promise<{ dir: string; file: string; outside: string }> {
+    const dir = freshDir();
+    const outside = freshDir();
+    await mkdir(outside, { recursive: true });
+    const file = join(dir, 'model.onnx');
+    await saveModel(opts.model ?? flatModel(), file, { externalData: opts.externalData });
+    return { dir, file, outside };
+  }
+
+  function flatModel(): Model {
+    const g = new Graph('main');
+    g.inputs.push({ name: 'x', type: tensorType(DataType.FLOAT, [1, 256]) });
+    g.outputs.push({ name: 'y', type: tensorType(DataType.FLOAT, [1, 1024]) });
+    g.addInitializer(Tensor.fromFloat32('W1', [256, 1024], W1));
+    g.addNode({ opType: 'MatMul', inputs: ['x', 'W1'], outputs: ['y'] });
+    return new Model(g, [{ domain: '', version: 21 }]);
+  }
+
+  async function expectRunsInOrt(file: string): Promise<void> {
+    const session = await ort.InferenceSession.create(file, { logSeverityLevel: 3 });
+    try {
+      const y = (await session.run({ x: new ort.Tensor('float32', X, [1, 256]) })).y.data as Float32Array;
+      for (const j of [0, 511, 1023]) {
+        const want = X.reduce((acc, v, i) => acc + v * W1[i * 1024 + j], 0);
+        expect(Math.abs(y[j] - want)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want)));
+      }
+    } finally {
+      await session.release();
+    }
+  }
+
+  it('refuses a data file that is a symlink to a file outside the model folder, naming it (as onnxruntime does)', async () => {
+    const { dir, file, outside } = await savedModel();
+    await rename(join(dir, 'model.onnx.data'), join(outside, 'secret.bin'));
+    await symlink(join(outside, 'secret.bin'), join(dir, 'model.onnx.data'));
+    const e = await expectOnnxErrorAsync(loadModel(file), 'ONNX_EXTERNAL_ESCAPE');
+    expect(e.message).toContain(join(dir, 'model.onnx.data'));
+    expect(e.message).toContain('escapes model directory');
+    expect(e.message).toContain(await realpath(join(outside, 'secret.bin')));
+    await expect(ort.InferenceSession.create(file, { logSeverityLevel: 4 })).rejects.toThrow(/escapes model directory/);
+  });
+
+  it('refuses a location that passes through a symlinked folder pointing outside', async () => {
+    const { dir, file, outside } = await savedModel({ externalData: 'weights/model.onnx.data' });
+    await rename(join(dir, 'weights'), join(outside, 'weights'));
+    await symlink(join(outside, 'weights'), join(dir, 'weights'));
+    const e = await expectOnnxErrorAsync(loadModel(file), 'ONNX_EXTERNAL_ESCAPE');
+    expect(e.message).toContain(join(dir, 'weights', 'model.onnx.data'));
+    expect(e.message).toContain('tensor W1');
+  });
+
+  it('checks on every read: a data file swapped for an outside symlink after loading is neither read nor copied', async () => {
+    const { dir, file, outside } = await savedModel({ model: buildModelWithoutLazy() });
+    const m = await loadModel(file);
+    await copyFile(join(dir, 'model.onnx.data'), join(outside, 'same-bytes.bin'));
+    await rm(join(dir, 'model.onnx.data'));
+    await symlink(join(outside, 'same-bytes.bin'), join(dir, 'model.onnx.data'));
+    const e = await expectOnnxErrorAsync(m.graph.initializer('W1')!.bytes(), 'ONNX_EXTERNAL_ESCAPE');
+    expect(e.message).toContain('tensor W1');
+    const out = freshDir();
+    await expectOnnxErrorAsync(saveModel(m, join(out, 'copy.onnx')), 'ONNX_EXTERNAL_ESCAPE');
+    expect(existsSync(out) ? await readdir(out) : []).toEqual([]);
+  });
+
+  it('follows symlinks that stay inside: a data file linked within the folder, a linked model folder, a hub-cache snapshot', async () => {
+    // Data file linked to another file inside the model's folder.
+    const a = await savedModel();
+    await mkdir(join(a.dir, 'blobs'));
+    await rename(join(a.dir, 'model.onnx.data'), join(a.dir, 'blobs', 'abc'));
+    await symlink(join('blobs', 'abc'), join(a.dir, 'model.onnx.data'));
+    expectFloats(await (await loadModel(a.file)).graph.initializer('W1')!.bytes(), W1);
+    await expectRunsInOrt(a.file);
+
+    // The model's folder itself reached through a symlink.
+    const linked = join(a.outside, 'linked-model');
+    await symlink(a.dir, linked);
+    expectFloats(await (await loadModel(join(linked, 'model.onnx'))).graph.initializer('W1')!.bytes(), W1);
+    await expectRunsInOrt(join(linked, 'model.onnx'));
+
+    // Hugging Face cache layout: snapshots/<rev>/model.onnx and its data are both links into blobs/, outside the
+    // snapshot folder; allowed because the data sits beside the model file's real path (onnxruntime's rule too).
+    const hub = freshDir();
+    await saveModel(flatModel(), join(hub, 'blobs', 'model.onnx'));
+    await rename(join(hub, 'blobs', 'model.onnx'), join(hub, 'blobs', 'etag1'));
+    await rename(join(hub, 'blobs', 'model.onnx.data'), join(hub, 'blobs', 'etag2'));
+    const snap = join(hub, 'snapshots', 'rev1');
+    await mkdir(snap, { recursive: true });
+    await symlink(join('..', '..', 'blobs', 'etag1'), join(snap, 'model.onnx'));
+    await symlink(join('..', '..', 'blobs', 'etag2'), join(snap, 'model.onnx.data'));
+    const m = await loadModel(join(snap, 'model.onnx'));
+    expectFloats(await m.graph.initializer('W1')!.bytes(), W1);
+    await expectRunsInOrt(join(snap, 'model.onnx'));
+    // Copying its tensors into a new model (what quantize does) works too.
+    const copy = join(freshDir(), 'copy.onnx');
+    await saveModel(m, copy);
+    await expectRunsInOrt(copy);
   });
 });

@@ -1,12 +1,18 @@
 // `pnpm pipeline quantize` in-process: a saved model with external data in, a MatMulNBits model out that
-// onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// onnxruntime runs; --json output; awq with mixed precision (--bits-budget); bad flags are usage errors (exit code 2);
+// unsafe or broken inputs (data symlinked out of the model folder, wrong external lengths, empty files) exit 1 and
+// write nothing.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { encodeModel } from '../../src/onnx/codec.js';
+import { DataType } from '../../src/onnx/dtype.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
+import { Tensor } from '../../src/onnx/tensor.js';
 import { matmulModel, maxAbs, maxAbsDiff, randomMatrix } from '../helpers/quant.js';
 import { buildTinyDecoder } from '../helpers/runtime.js';
 
@@ -136,6 +142,52 @@ describe('pnpm pipeline quantize', () => {
     const s = await ort.InferenceSession.create(join(dir, 'dec-q.onnx'));
     expect(s.inputNames).toContain('input_ids');
     await s.release();
+  });
+
+  /** Runs quantize into a fresh folder; expects exit code 1, the message, no stack trace and no output folder at all. */
+  async function expectRefused(input: string, ...messages: string[]): Promise<void> {
+    const outDir = await mkdtemp(join(dir, 'refused-'));
+    await rm(outDir, { recursive: true });
+    const r = await cli(['quantize', input, '--out', join(outDir, 'model.onnx'), '--scheme', 'int4', '--threads', '0']);
+    expect(r.code).toBe(1);
+    for (const m of messages) expect(r.stderr).toContain(m);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(outDir)).toBe(false);
+  }
+
+  it('external data symlinked out of the model folder (the file, or a folder on its way): refused, nothing written', async () => {
+    const outside = await mkdtemp(join(dir, 'outside-'));
+    const linkedFile = join(dir, 'linked-file');
+    await saveModel(matmulModel({ K, N, w }), join(linkedFile, 'in.onnx'));
+    await rename(join(linkedFile, 'in.onnx.data'), join(outside, 'secret.bin'));
+    await symlink(join(outside, 'secret.bin'), join(linkedFile, 'in.onnx.data'));
+    await expectRefused(join(linkedFile, 'in.onnx'), `${join(linkedFile, 'in.onnx.data')}: tensor W: external data path escapes model directory`);
+
+    const linkedDir = join(dir, 'linked-dir');
+    await saveModel(matmulModel({ K, N, w }), join(linkedDir, 'in.onnx'), { externalData: 'weights/in.onnx.data' });
+    await rename(join(linkedDir, 'weights'), join(outside, 'weights'));
+    await symlink(join(outside, 'weights'), join(linkedDir, 'weights'));
+    await expectRefused(join(linkedDir, 'in.onnx'), `${join(linkedDir, 'weights', 'in.onnx.data')}: tensor W: external data path escapes model directory`);
+  });
+
+  it('an external length shorter or longer than the weight needs: refused naming the tensor and both sizes, nothing written', async () => {
+    const d = join(dir, 'bad-length');
+    await mkdir(d);
+    const bytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+    await writeFile(join(d, 'in.onnx.data'), Buffer.concat([bytes, new Uint8Array(64)]));
+    for (const length of [K * N * 4 - 64, K * N * 4 + 64]) {
+      const m = matmulModel({ K, N, w });
+      m.graph.replaceInitializer(new Tensor('W', DataType.FLOAT, [K, N], { kind: 'external', path: join(d, 'in.onnx.data'), location: 'in.onnx.data', dir: d, offset: 0, length }));
+      await writeFile(join(d, 'in.onnx'), encodeModel(m));
+      await expectRefused(join(d, 'in.onnx'), `tensor W: external data length is ${length} bytes, but FLOAT[${K}, ${N}] needs ${K * N * 4}`);
+    }
+  });
+
+  it('an empty or non-ONNX input file: refused with what it is, nothing written', async () => {
+    await writeFile(join(dir, 'empty.onnx'), new Uint8Array());
+    await expectRefused(join(dir, 'empty.onnx'), `${join(dir, 'empty.onnx')}: is empty (0 bytes)`);
+    await writeFile(join(dir, 'other.onnx'), new Uint8Array([0xa0, 0x06, 0x01]));
+    await expectRefused(join(dir, 'other.onnx'), `${join(dir, 'other.onnx')}: is not an ONNX model (no graph, no IR version)`);
   });
 
   it('a bad block size is a clear error', async () => {

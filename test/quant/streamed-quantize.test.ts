@@ -3,7 +3,7 @@
 // scheme and both weight layouts; the quantized tensors live in the spill, not in memory; the spill never outlives
 // the run; errors in a later band name the element of the whole weight.
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../../src/arch/convert.js';
@@ -172,6 +172,22 @@ describe('readWeightRows', () => {
       // The same bytes seen as [N', K'] = rows of 10 values: rows 5..9 are contiguous.
       const nk = await readWeightRows({ tensor, K: N, N: K, layout: 'nk' }, { n0: 5, n1: 9 });
       expect(new Float32Array(nk.buffer, nk.byteOffset, nk.byteLength / 4)).toEqual(data.slice(5 * N, 9 * N));
+    }
+  });
+
+  it('refuses to read bands from a data file that became a symlink out of the model folder after loading', async () => {
+    const [K, N] = [24, 10];
+    const dir = await tempDir();
+    const path = join(dir, 'w.onnx');
+    await saveModel(matmulModel({ K, N, w: randomMatrix(5, K, N) }), path, { sizeThreshold: 0 });
+    const tensor = (await loadModel(path)).graph.initializer('W')!;
+    const outside = join(await tempDir(), 'elsewhere.bin');
+    await copyFile(`${path}.data`, outside);
+    await rm(`${path}.data`);
+    await symlink(outside, `${path}.data`);
+    for (const [layout, band] of [['kn', { n0: 3, n1: 7 }], ['nk', { n0: 2, n1: 5 }], ['kn', { n0: 0, n1: N }]] as const) {
+      const e = await readWeightRows({ tensor, K, N, layout }, band).catch((err: unknown) => err);
+      expect(isPhiForgeError(e) && e.code, `${layout} ${band.n0}..${band.n1}`).toBe('ONNX_EXTERNAL_ESCAPE');
     }
   });
 
