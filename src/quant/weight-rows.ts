@@ -4,6 +4,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { bitsOf } from '../onnx/dtype.js';
 import { openExternalRange, readExternalRange } from '../onnx/tensor.js';
+import { OnnxError } from '../util/errors.js';
 import type { WeightRef } from './find-weights.js';
 
 /** Float input bytes per piece: large enough that per-piece overhead vanishes, small enough that pieces in flight on every worker stay far below the model. */
@@ -64,7 +65,7 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
     for (let k0 = 0; k0 < w.K; k0 += inFlight) {
       const reads: Promise<unknown>[] = [];
       for (let k = k0; k < Math.min(w.K, k0 + inFlight); k++) {
-        reads.push(readFully(fh, out.subarray(k * width, (k + 1) * width), src.offset + k * rowBytes + n0 * es));
+        reads.push(readFully(fh, out.subarray(k * width, (k + 1) * width), src.offset + k * rowBytes + n0 * es, src.path, t.name));
       }
       await Promise.all(reads);
     }
@@ -74,11 +75,18 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
   }
 }
 
-async function readFully(fh: FileHandle, into: Uint8Array, position: number): Promise<void> {
+async function readFully(fh: FileHandle, into: Uint8Array, position: number, file: string, tensor: string): Promise<void> {
   let got = 0;
   while (got < into.byteLength) {
     const { bytesRead } = await fh.read(into, got, into.byteLength - got, position + got);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + got}`);
+    // openExternalRange checked the size: the file was cut short while being read.
+    if (bytesRead === 0) {
+      throw new OnnxError('ONNX_EXTERNAL_TRUNCATED', `external data ends at byte ${position + got} while reading`, {
+        file,
+        where: `tensor ${tensor}`,
+        fix: 'the .data file changed while it was read: rebuild or re-download it, and run again',
+      });
+    }
     got += bytesRead;
   }
 }
