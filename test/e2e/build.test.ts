@@ -216,10 +216,10 @@ describe('build errors a user can cause', () => {
   it('an unwritable --out fails with one clear message', async () => {
     const file = join(work, 'a-file');
     await writeFile(file, 'x');
-    const r = await cli(['build', 'tiny-phi', '--target', 'cpu', '--artifacts', join(work, 'a1'), '--out', join(file, 'sub')]);
+    const r = await cli(['build', 'tiny-phi', '--target', 'cpu', '--artifacts', join(work, 'a-unwritable'), '--out', join(file, 'sub')]);
     // refused before any work, as a usage error
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/^error: --out .*a-file\/sub: .*a-file is a file, so nothing can be created under it/);
-    expect(await readdir(work)).not.toContain('a1');
+    expect(await readdir(work)).not.toContain('a-unwritable');
   });
 });
