@@ -145,7 +145,8 @@ describe('pnpm pipeline inspect', () => {
     expect(o.exitCode).toBe(1);
     expect(o.stderr).toContain(`error: ${other}: is not an ONNX model (no graph, no IR version)`);
     expect(o.stderr).not.toMatch(/^\s+at /m);
-    expect(o.stdout).toBe('');
+    // --json: one JSON document on failure too
+    expect(JSON.parse(o.stdout)).toMatchObject({ ok: false, exitCode: 1, error: { code: 'ONNX_NOT_A_MODEL', file: other } });
   });
 
   it('a usage error without a model, an OnnxError for a missing file (in-process)', async () => {
