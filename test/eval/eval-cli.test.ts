@@ -156,6 +156,18 @@ describe('pnpm pipeline eval --text', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).tokens_scored).toBe(9);
   });
+
+  it('scores a 4 MB line without whitespace in bounded memory (the text is tokenized in pieces)', async () => {
+    const file = join(root, 'one-long-line.txt');
+    await writeFile(file, 'ab'.repeat(2_000_000));
+    // A 256 MB heap: tokenized whole, this line needs ~700 MB (a 60 MB line ran out of memory after 94 s).
+    const r = await execa('node', ['--max-old-space-size=256', '--import', 'tsx', 'src/cli/main.ts', 'eval', model, '--text', file, '--max-tokens', '64', '--json'], {
+      cwd: repoRoot,
+      reject: false,
+    });
+    expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ tokens_scored: 63, sequences: 1 });
+  }, 300_000);
 });
 
 describe('usage errors', () => {
