@@ -178,6 +178,14 @@ describe('usage errors', () => {
     const stride = await cli(model, '--tokens', tokensFile, '--max-length', '16', '--stride', '16');
     expect(stride.exitCode).toBe(1);
     expect(stride.stderr).toMatch(/--stride must be/);
+    // Numeric flags: bounded threads, and text that is not a number said as such (yargs makes it NaN).
+    const threads = await cli(model, '--tokens', tokensFile, '--threads', '10000');
+    expect(threads.exitCode).toBe(2);
+    expect(threads.stderr).toMatch(/--threads must be at most \d+ \(4 per core; this machine has \d+\), got 10000/);
+    const notNumber = await cli(model, '--tokens', tokensFile, '--max-tokens', 'abc');
+    expect(notNumber.exitCode).toBe(2);
+    expect(notNumber.stderr).toContain('--max-tokens must be a whole number ≥ 2; the value given is not a number');
+    expect(notNumber.stderr).not.toContain('NaN');
     const noTokenizer = await cli(other, '--text', tokensFile);
     expect(noTokenizer.exitCode).toBe(1);
     expect(noTokenizer.stderr).toMatch(/tokenizer\.json/);
