@@ -7,11 +7,12 @@ import { float16BitsToFloat32 } from '../onnx/tensor.js';
 import { EvalError, OnnxError } from '../util/errors.js';
 import { readGenaiDecoderConfig, type DecoderNames, type GenaiDecoderConfig } from './genai-config.js';
 import { KvCache } from './kv-cache.js';
+import { maxIntraOpThreads } from './threads.js';
 
 export interface DecoderSessionOptions {
   /** onnxruntime graph optimization level (default 'all'). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Threads inside one operator (default: onnxruntime's choice, the number of cores). */
+  /** Threads inside one operator, 1..maxIntraOpThreads() (default: onnxruntime's choice, the number of cores). */
   intraOpNumThreads?: number;
   /** onnxruntime log severity: 0 verbose … 4 fatal (default 3, errors only). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
@@ -69,6 +70,7 @@ export class DecoderSession {
    */
   static async open(modelPath: string, opts: DecoderSessionOptions = {}): Promise<DecoderSession> {
     const path = resolve(modelPath);
+    checkThreads(opts.intraOpNumThreads);
     let isDir: boolean;
     try {
       isDir = (await stat(path)).isDirectory();
@@ -349,4 +351,15 @@ function inferFromGraph(session: InferenceSession, modelPath: string): GenaiDeco
       presentValues: per('present.%d.value'),
     },
   };
+}
+
+/** Refuses a thread count far beyond the machine (10,000 would start 10,000 OS threads) before any session is made. */
+function checkThreads(n: number | undefined): void {
+  if (n === undefined) return;
+  const max = maxIntraOpThreads();
+  if (!Number.isInteger(n) || n < 1 || n > max.value) {
+    throw new EvalError('SESSION_THREADS', `intraOpNumThreads must be a whole number from 1 to ${max.value} (${max.why}), got ${n}`, {
+      fix: 'ask for fewer threads, or leave the option out for one per core',
+    });
+  }
 }

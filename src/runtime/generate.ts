@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TextStreamer } from '../tokenizer/text-streamer.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
-import { CheckpointError } from '../util/errors.js';
+import { CheckpointError, EvalError } from '../util/errors.js';
 import { DecoderSession, type DecoderSessionOptions } from './decoder-session.js';
 import { greedyGenerate, type StopReason } from './greedy.js';
 
@@ -20,6 +20,8 @@ export interface GenerateOptions {
   onToken?: (id: number) => void | Promise<void>;
   /** Each new piece of decoded text (only when the model folder has a tokenizer). */
   onText?: (piece: string) => void | Promise<void>;
+  /** A remark before generating, e.g. that maxNewTokens is more than the context leaves room for. */
+  onNote?: (message: string) => void;
 }
 
 export interface GenerateResult {
@@ -53,6 +55,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
 
   const session = await DecoderSession.open(dir, opts.session);
   try {
+    checkRoom(session.layout.contextLength, promptTokens.length, opts.maxNewTokens, dir, opts.onNote);
     const eos = session.layout.eosTokenIds.length
       ? session.layout.eosTokenIds
       : tokenizer?.eosTokenId !== undefined
@@ -94,4 +97,27 @@ function promptIds(prompt: GeneratePrompt, tokenizer: Tokenizer | undefined): nu
   const t = tokenizer!;
   if (prompt.chat) return t.encodeChat([{ role: 'user', content: prompt.text }], { addGenerationPrompt: true });
   return t.encode(prompt.text, { addSpecialTokens: true });
+}
+
+/**
+ * A prompt longer than the context cannot run: say so. More new tokens than the context leaves is clamped — greedy
+ * decoding stops when the context is full (stop reason context_full) — with a note, so a large --max-new-tokens reads
+ * as "until EOS or the context is full" rather than as an error.
+ */
+function checkRoom(context: number | undefined, promptLength: number, maxNewTokens: number, dir: string, onNote?: (m: string) => void): void {
+  if (context === undefined) return;
+  if (promptLength > context) {
+    throw new EvalError('PROMPT_TOO_LONG', `the prompt has ${promptLength} tokens, more than the model's context length ${context}`, {
+      where: dir,
+      fix: `shorten the prompt to ${context} tokens or fewer`,
+    });
+  }
+  // The last new token is never fed back, so it needs no position: the context holds the prompt and all but one.
+  const room = context - promptLength + 1;
+  if (maxNewTokens > room) {
+    onNote?.(
+      `asked for ${maxNewTokens} new tokens, but the context leaves room for at most ${room} ` +
+        `(context length ${context}, prompt ${promptLength} tokens): generation stops there`,
+    );
+  }
 }

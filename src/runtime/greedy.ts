@@ -51,6 +51,10 @@ export async function greedyGenerate(
   if (promptIds.length === 0) {
     throw new EvalError('PROMPT_EMPTY', 'the prompt has no tokens', { fix: 'start the prompt with the BOS token' });
   }
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+    // NaN would never compare ≥ the count, and decoding would run until EOS or the context is full.
+    throw new EvalError('MAX_NEW_TOKENS', `maxNewTokens must be a whole number ≥ 0, got ${opts.maxNewTokens}`);
+  }
   const eos = new Set(opts.eosTokenIds ?? []);
   const context = session.layout.contextLength ?? Infinity;
   const tokens: number[] = [];

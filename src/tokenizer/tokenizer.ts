@@ -3,6 +3,7 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { CheckpointError } from '../util/errors.js';
 import { renderChatTemplate, type ChatMessage } from './chat-template.js';
+import { MAX_PIECE_CHARS, textPieces } from './text-pieces.js';
 import { readTokenizerFiles, type TokenizerFiles, type TokenizerJson } from './tokenizer-files.js';
 
 export type { ChatMessage } from './chat-template.js';
@@ -10,6 +11,11 @@ export type { ChatMessage } from './chat-template.js';
 export interface EncodeOptions {
   /** Add the special tokens of the post-processor (BOS for Phi-3), as transformers' add_special_tokens. Default true. */
   addSpecialTokens?: boolean;
+  /**
+   * Longer text is tokenized in pieces of at most this many characters (default MAX_PIECE_CHARS; Infinity: in one
+   * call), cut where the ids do not change — see text-pieces.ts.
+   */
+  maxPieceChars?: number;
 }
 
 export interface DecodeOptions {
@@ -23,6 +29,11 @@ export interface ChatTemplateOptions {
   /** Extra variables for the template (tools, documents, date strings, ...). */
   variables?: Record<string, unknown>;
 }
+
+/** What a piece after a cut is tokenized behind (see encodeContinuation). */
+const CONTINUATION_ANCHOR = '\n';
+/** Any short plain text: encoded with and without special tokens, it shows what the post-processor adds. */
+const WRAP_PROBE = 'a';
 
 /**
  * Tokenizer classes whose transformers implementation rebuilds the post-processor from add_bos_token /
@@ -47,6 +58,10 @@ export class Tokenizer {
   readonly hasChatTemplate: boolean;
   private readonly hf: HfTokenizer;
   private readonly files: TokenizerFiles;
+  /** Contents of tokenizer.json's added tokens: a cut between pieces never falls inside or next to one. */
+  private readonly addedTokens: string[];
+  private anchorIds?: number[];
+  private wrap?: { before: number[]; after: number[] };
 
   private constructor(files: TokenizerFiles) {
     this.files = files;
@@ -77,6 +92,7 @@ export class Tokenizer {
     this.eosTokenId = files.eosToken === undefined ? undefined : this.hf.token_to_id(files.eosToken);
     this.padTokenId = files.padToken === undefined ? undefined : this.hf.token_to_id(files.padToken);
     this.hasChatTemplate = files.chatTemplates.size > 0;
+    this.addedTokens = files.tokenizerJson.added_tokens.map((t) => t.content);
   }
 
   /** Loads the tokenizer of a model or checkpoint folder (tokenizer.json required). */
@@ -85,7 +101,61 @@ export class Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const addSpecialTokens = opts.addSpecialTokens ?? true;
+    const maxPiece = opts.maxPieceChars ?? MAX_PIECE_CHARS;
+    if (text.length <= maxPiece) return this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+    const wrap = addSpecialTokens ? this.specialTokenWrap() : { before: [], after: [] };
+    const ids = [...wrap.before];
+    let first = true;
+    for (const piece of textPieces(text, { maxChars: maxPiece, keep: this.addedTokens })) {
+      const pieceIds = first ? this.bareIds(piece) : this.encodeContinuation(piece);
+      first = false;
+      for (const id of pieceIds) ids.push(id);
+    }
+    for (const id of wrap.after) ids.push(id);
+    return ids;
+  }
+
+  /**
+   * The ids of a piece that follows a cut. Tokenized alone it would be the start of a text, and SentencePiece-style
+   * tokenizers (Phi-3: a `Prepend ▁` normalizer) begin a text with a word boundary — a spurious space before
+   * "ord" of a word cut as "w|ord". So the piece is tokenized after a line break, which ends a token in every
+   * tokenizer we use, and the line break's own ids are dropped.
+   */
+  private encodeContinuation(piece: string): number[] {
+    const anchor = (this.anchorIds ??= this.bareIds(CONTINUATION_ANCHOR));
+    const ids = this.bareIds(CONTINUATION_ANCHOR + piece);
+    if (anchor.every((id, i) => ids[i] === id)) return ids.slice(anchor.length);
+    // The line break merged into the piece's first token (a tokenizer unlike any Phi's): the piece alone is the
+    // closest we can get.
+    return this.bareIds(piece);
+  }
+
+  /** Ids of text without the post-processor's special tokens. */
+  private bareIds(text: string): number[] {
+    return this.hf.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /** The ids the post-processor puts around a text (BOS for Phi-3), found by encoding a probe with and without. */
+  private specialTokenWrap(): { before: number[]; after: number[] } {
+    if (this.wrap) return this.wrap;
+    const bare = this.bareIds(WRAP_PROBE);
+    const full: number[] = this.hf.encode(WRAP_PROBE, { add_special_tokens: true }).ids;
+    for (let at = 0; at + bare.length <= full.length; at++) {
+      if (bare.every((id, i) => full[at + i] === id)) {
+        this.wrap = { before: full.slice(0, at), after: full.slice(at + bare.length) };
+        return this.wrap;
+      }
+    }
+    throw new CheckpointError(
+      'TOKENIZER_POST_PROCESSOR',
+      `the post-processor changes the ids of the text itself ('${WRAP_PROBE}': ${bare.join(',')} → ${full.join(',')}), ` +
+        'so long text cannot be tokenized in pieces',
+      {
+        file: `${this.dir}/tokenizer.json`,
+        fix: 'use a post_processor that only adds special tokens around the text (TemplateProcessing, as transformers writes)',
+      },
+    );
   }
 
   decode(ids: ArrayLike<number> | readonly number[], opts: DecodeOptions = {}): string {

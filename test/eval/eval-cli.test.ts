@@ -156,6 +156,18 @@ describe('pnpm pipeline eval --text', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).tokens_scored).toBe(9);
   });
+
+  it('scores a 4 MB line without whitespace in bounded memory (the text is tokenized in pieces)', async () => {
+    const file = join(root, 'one-long-line.txt');
+    await writeFile(file, 'ab'.repeat(2_000_000));
+    // A 256 MB heap: tokenized whole, this line needs ~700 MB (a 60 MB line ran out of memory after 94 s).
+    const r = await execa('node', ['--max-old-space-size=256', '--import', 'tsx', 'src/cli/main.ts', 'eval', model, '--text', file, '--max-tokens', '64', '--json'], {
+      cwd: repoRoot,
+      reject: false,
+    });
+    expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ tokens_scored: 63, sequences: 1 });
+  }, 300_000);
 });
 
 describe('usage errors', () => {
@@ -166,6 +178,14 @@ describe('usage errors', () => {
     const stride = await cli(model, '--tokens', tokensFile, '--max-length', '16', '--stride', '16');
     expect(stride.exitCode).toBe(1);
     expect(stride.stderr).toMatch(/--stride must be/);
+    // Numeric flags: bounded threads, and text that is not a number said as such (yargs makes it NaN).
+    const threads = await cli(model, '--tokens', tokensFile, '--threads', '10000');
+    expect(threads.exitCode).toBe(2);
+    expect(threads.stderr).toMatch(/--threads must be at most \d+ \(4 per core; this machine has \d+\), got 10000/);
+    const notNumber = await cli(model, '--tokens', tokensFile, '--max-tokens', 'abc');
+    expect(notNumber.exitCode).toBe(2);
+    expect(notNumber.stderr).toContain('--max-tokens must be a whole number ≥ 2; the value given is not a number');
+    expect(notNumber.stderr).not.toContain('NaN');
     const noTokenizer = await cli(other, '--text', tokensFile);
     expect(noTokenizer.exitCode).toBe(1);
     expect(noTokenizer.stderr).toMatch(/tokenizer\.json/);

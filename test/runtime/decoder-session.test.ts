@@ -1,9 +1,10 @@
 // DecoderSession: the KV-cache path against one-shot onnxruntime runs of tiny genai-layout decoders.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
+import { maxIntraOpThreads } from '../../src/runtime/threads.js';
 import { EvalError, OnnxError } from '../../src/util/errors.js';
 import { maxAbsDiff, referenceLogits, writeTinyDecoder, type TinyDecoder, type TinyDecoderOptions } from '../helpers/runtime.js';
 
@@ -138,6 +139,19 @@ describe('DecoderSession errors and edge cases', () => {
     } finally {
       await other.release();
     }
+  });
+
+  it('refuses a thread count that is not 1..4 per core before making a session', async () => {
+    const max = maxIntraOpThreads();
+    expect(max.value).toBe(availableParallelism() * 4);
+    for (const n of [10_000, max.value + 1, 0, 1.5, Number.NaN]) {
+      const err = await DecoderSession.open(dir, { intraOpNumThreads: n }).catch((e: unknown) => e);
+      expect(err, String(n)).toBeInstanceOf(EvalError);
+      expect(err).toMatchObject({ code: 'SESSION_THREADS' });
+      expect(String((err as Error).message)).toContain(`from 1 to ${max.value} (4 per core; this machine has ${availableParallelism()})`);
+    }
+    const ok = await DecoderSession.open(dir, { intraOpNumThreads: 2 });
+    await ok.release();
   });
 
   it('cannot run after release', async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../../src/cli/main.js';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { greedyGenerate } from '../../src/runtime/greedy.js';
+import { maxIntraOpThreads } from '../../src/runtime/threads.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { UsageError } from '../../src/util/errors.js';
 import { sharedFixture, writeTinyDecoder } from '../helpers/runtime.js';
@@ -77,6 +78,40 @@ describe('pnpm pipeline generate --tokens', () => {
       expect(err, args.join(' ')).toBeInstanceOf(UsageError);
       expect((err as UsageError).exitCode).toBe(2);
     }
+  });
+
+  it('bounds --threads and says a non-number --max-new-tokens must be a whole number', async () => {
+    const max = maxIntraOpThreads().value;
+    const cases: [string[], RegExp][] = [
+      [['--threads', '10000'], new RegExp(`^--threads must be at most ${max} \\(4 per core; this machine has \\d+\\), got 10000$`)],
+      [['--threads', String(max + 1)], /^--threads must be at most/],
+      [['--threads', 'many'], /^--threads must be a whole number ≥ 1 and ≤ \d+; the value given is not a number$/],
+      [['--max-new-tokens', 'abc'], /^--max-new-tokens must be a whole number ≥ 0; the value given is not a number$/],
+      [['--max-new-tokens', '2.5'], /^--max-new-tokens must be a whole number ≥ 0, got 2\.5$/],
+    ];
+    for (const [args, message] of cases) {
+      const err = await parseCli(['generate', plain, '--tokens', '1', ...args]).parseAsync().catch((e: unknown) => e);
+      expect(err, args.join(' ')).toBeInstanceOf(UsageError);
+      expect((err as UsageError).exitCode).toBe(2);
+      expect((err as UsageError).message, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('notes that --max-new-tokens beyond the context is clamped, and refuses a prompt longer than the context', async () => {
+    // Context 32, prompt 3: at most 30 new tokens (the last one needs no position).
+    const r = await cli(plain, '--tokens', '1,5,9', '--max-new-tokens', '1000000', '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('note: asked for 1000000 new tokens, but the context leaves room for at most 30 (context length 32, prompt 3 tokens)');
+    const doc = JSON.parse(r.stdout) as GenerateJson;
+    expect(doc.tokens.length).toBeLessThanOrEqual(30);
+    expect(doc.stop_reason).toBe(doc.tokens.length === 30 ? 'context_full' : 'eos');
+    const quiet = await cli(plain, '--tokens', '1,5,9', '--max-new-tokens', '30', '--json');
+    expect(quiet.stderr).not.toContain('note:');
+
+    const long = await cli(plain, '--tokens', Array.from({ length: 33 }, () => '5').join(','), '--json');
+    expect(long.exitCode).toBe(1);
+    expect(long.stderr).toContain("the prompt has 33 tokens, more than the model's context length 32");
+    expect(long.stderr).toContain('fix: shorten the prompt to 32 tokens or fewer');
   });
 
   it('fails clearly on a token outside the vocabulary and on a missing folder', async () => {

@@ -70,6 +70,12 @@ describe('greedyGenerate', () => {
     await expect(greedyGenerate(session, [], { maxNewTokens: 3 })).rejects.toMatchObject({ code: 'PROMPT_EMPTY' });
   });
 
+  it('refuses a maxNewTokens that is not a whole number ≥ 0 (NaN would decode until the context is full)', async () => {
+    for (const maxNewTokens of [Number.NaN, -1, 2.5]) {
+      await expect(greedyGenerate(session, PROMPT, { maxNewTokens }), String(maxNewTokens)).rejects.toMatchObject({ code: 'MAX_NEW_TOKENS' });
+    }
+  });
+
   it('awaits an async onToken before the next step', async () => {
     const order: string[] = [];
     await greedyGenerate(session, PROMPT, {

@@ -3,6 +3,8 @@
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextStreamer } from '../../src/tokenizer/text-streamer.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/tokenizer.js';
@@ -10,6 +12,7 @@ import { CheckpointError } from '../../src/util/errors.js';
 import { sharedFixture } from '../helpers/runtime.js';
 
 const PHI3 = sharedFixture('phi3-tokenizer');
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
  * Known ids with BOS. Sources: the project brief (Python transformers); dotnet/machinelearning
@@ -202,6 +205,65 @@ describe.skipIf(!PHI3)('Phi-3 tokenizer (shared fixture)', () => {
     const streamer = new TextStreamer(tok);
     const out = [15043, 29892, 3186, 32007].map((id) => streamer.push(id)).join('') + streamer.flush();
     expect(out).toBe('Hello, world');
+  });
+
+  describe('long text, tokenized in bounded pieces', () => {
+    /** Ordinary text of every kind the cuts meet: paragraphs, indentation, CRLF, chat turns, emoji, CJK. */
+    const PARAGRAPHS = [
+      'The quick brown fox jumps over the lazy dog. Meanwhile, in 1987, researchers at the lab measured 3.14159 twice.',
+      '  Indented line with    multiple   spaces,\ttabs\tand trailing spaces   ',
+      'Unicode: naïve café, 日本語のテキスト, emoji 🤗👍🏽 and Ελληνικά; "quotes" — dashes – and …',
+      '<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\nIt is 4.<|end|>',
+      'code:\n    def f(x):\n        return x ** 2  # square\n\n\n',
+      ' = = Heading = = \r\nWindows line ending\r\nand more text here.',
+    ];
+    let text = '';
+    for (let i = 0; text.length < 40_000; i++) text += PARAGRAPHS[i % PARAGRAPHS.length] + ['\n\n', '\n', ' '][i % 3];
+
+    it('gives ordinary text the ids of tokenizing it whole', async () => {
+      const whole = tok.encode(text, { maxPieceChars: Infinity }); // one call of the library, as before pieces
+      expect(whole.length).toBeGreaterThan(10_000);
+      for (const maxPieceChars of [undefined, 1000, 257, 64]) {
+        expect(tok.encode(text, { maxPieceChars }), String(maxPieceChars)).toEqual(whole);
+      }
+      expect(tok.encode(text, { addSpecialTokens: false })).toEqual(whole.slice(1));
+      // Special tokens the post-processor adds go around the whole text, once.
+      const withEos = await loadTokenizer(await variant('with-eos-long', { ...(await fixtureConfig()), add_eos_token: true }));
+      const ids = withEos.encode(text, { maxPieceChars: 1000 });
+      expect(ids).toEqual(withEos.encode(text, { maxPieceChars: Infinity }));
+      expect([ids[0], ids.at(-1), ids.filter((id) => id === 1).length]).toEqual([1, 32000, 1]);
+    });
+
+    it('adds no space token where a cut falls inside a word', () => {
+      // No whitespace at all: every cut is a hard cut, in the middle of a word. Tokenized alone, each piece would
+      // start with the ▁ of the Prepend normalizer (29871 or a ▁-word), which would decode as a space.
+      const word = 'Theinternationalizationofeverythingisinevitable'.repeat(20);
+      const ids = tok.encode(word, { maxPieceChars: 16, addSpecialTokens: false });
+      expect(ids).not.toContain(29871);
+      expect(tok.decode(ids)).toBe(word);
+      // Where the text repeats with the cut period, the ids are those of the whole text exactly.
+      const ab = 'ab'.repeat(5000);
+      expect(tok.encode(ab, { maxPieceChars: 64 })).toEqual(tok.encode(ab, { maxPieceChars: Infinity }));
+    });
+
+    it('tokenizes a few MB without whitespace in bounded memory', async () => {
+      // Run with a 256 MB heap: in one piece the library's BPE needs a node per character (4 MB took ~700 MB, and a
+      // 60 MB line ran out of memory after 94 s); in pieces it needs a few MB.
+      const script = join(tmp, 'long-word.mts');
+      const tokenizerModule = pathToFileURL(fileURLToPath(new URL('../../src/tokenizer/tokenizer.ts', import.meta.url))).href;
+      await writeFile(
+        script,
+        `import { loadTokenizer } from ${JSON.stringify(tokenizerModule)};\n` +
+          `const tok = await loadTokenizer(${JSON.stringify(PHI3)});\n` +
+          `const ids = tok.encode('ab'.repeat(2_000_000));\n` +
+          `const rest = ids.slice(2).every((id) => id === 370);\n` +
+          `process.stdout.write(JSON.stringify({ length: ids.length, head: ids.slice(0, 2), rest }));\n`,
+      );
+      const r = await execa('node', ['--max-old-space-size=256', '--import', 'tsx', script], { cwd: repoRoot, reject: false });
+      expect(r.exitCode, r.stderr.slice(-2000)).toBe(0);
+      // BOS, '▁ab', then 'ab' for each of the other 1,999,999 pairs: the ids of the whole text.
+      expect(JSON.parse(r.stdout)).toEqual({ length: 2_000_001, head: [1, 633], rest: true });
+    }, 300_000);
   });
 });
 

@@ -1,7 +1,9 @@
 // `pnpm pipeline eval <model-dir> (--tokens FILE.json | --text FILE)`: teacher-forced perplexity, optionally saving
 // a reference file or comparing with one (KL divergence, top-1 agreement, perplexity change).
+import { maxIntraOpThreads } from '../../runtime/threads.js';
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
+import { checkWholeNumber } from '../number-flags.js';
 
 export const evalCommand = defineCommand({
   command: 'eval <model>',
@@ -24,21 +26,17 @@ export const evalCommand = defineCommand({
       .option('top-k', { type: 'number', describe: 'for --save-reference with top-k encoding (default 64)' })
       .option('max-length', { type: 'number', describe: 'window length (default: the reference\'s, else the context length up to 4096)' })
       .option('stride', { type: 'number', describe: 'window stride, < max-length (default: the reference\'s, else half the window)' })
-      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads, at most 4 per core (default: all cores)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document' }),
   run: async (args) => {
     if ((args.tokens === undefined) === (args.text === undefined)) {
       throw new UsageError('give exactly one of --tokens FILE.json or --text FILE');
     }
-    for (const [name, v, min] of [
-      ['--max-tokens', args.maxTokens, 2],
-      ['--max-length', args.maxLength, 2],
-      ['--stride', args.stride, 1],
-      ['--top-k', args.topK, 1],
-      ['--threads', args.threads, 1],
-    ] as const) {
-      if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new UsageError(`${name} must be a whole number ≥ ${min}, got ${String(v)}`);
-    }
+    checkWholeNumber('--max-tokens', args.maxTokens, { min: 2 });
+    checkWholeNumber('--max-length', args.maxLength, { min: 2 });
+    checkWholeNumber('--stride', args.stride, { min: 1 });
+    checkWholeNumber('--top-k', args.topK, { min: 1 });
+    checkWholeNumber('--threads', args.threads, { min: 1, max: maxIntraOpThreads() });
     const modelDir = args.model as string;
     if (args.saveReference !== undefined) {
       // Checked before any scoring: a folder, a system place or one of the model's own files is refused.

@@ -1,6 +1,8 @@
 // `pnpm pipeline generate <model-dir> (--prompt TEXT | --tokens 1,2,3)`: greedy decoding with the KV cache.
+import { maxIntraOpThreads } from '../../runtime/threads.js';
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
+import { checkWholeNumber } from '../number-flags.js';
 
 export const generateCommand = defineCommand({
   command: 'generate <model>',
@@ -10,19 +12,19 @@ export const generateCommand = defineCommand({
       .positional('model', { type: 'string', demandOption: true, describe: 'model folder (genai_config.json + model.onnx)' })
       .option('prompt', { type: 'string', describe: 'prompt text, tokenized with the folder\'s tokenizer.json' })
       .option('tokens', { type: 'string', describe: 'prompt as comma-separated token ids, e.g. 1,450,6575' })
-      .option('max-new-tokens', { type: 'number', default: 128, describe: 'most tokens to generate' })
+      .option('max-new-tokens', {
+        type: 'number',
+        default: 128,
+        describe: 'most tokens to generate (more than the context leaves is clamped, with a note)',
+      })
       .option('chat', { type: 'boolean', default: false, describe: 'wrap --prompt as a user turn of the chat template' })
-      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads, at most 4 per core (default: all cores)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document instead of streaming text' }),
   run: async (args) => {
     const prompt = parsePrompt(args.prompt, args.tokens, args.chat);
     const maxNewTokens = args.maxNewTokens;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
-      throw new UsageError(`--max-new-tokens must be a whole number ≥ 0, got ${String(maxNewTokens)}`);
-    }
-    if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) {
-      throw new UsageError(`--threads must be a whole number ≥ 1, got ${String(args.threads)}`);
-    }
+    checkWholeNumber('--max-new-tokens', maxNewTokens, { min: 0 });
+    checkWholeNumber('--threads', args.threads, { min: 1, max: maxIntraOpThreads() });
     const { generate, hasTokenizer } = await import('../../runtime/generate.js');
     // Streamed output: decoded text when the folder has a tokenizer, else the ids as they come.
     const streamText = !args.json && hasTokenizer(args.model as string);
@@ -35,6 +37,7 @@ export const generateCommand = defineCommand({
       session: args.threads === undefined ? undefined : { intraOpNumThreads: args.threads },
       onText: streamText ? (piece) => write(piece) : undefined,
       onToken: streamIds ? (id) => write(`${count++ ? ' ' : ''}${id}`) : undefined,
+      onNote: (note) => process.stderr.write(`note: ${note}\n`),
     });
     const timings = {
       prefill_ms: round2(r.prefillMs),
