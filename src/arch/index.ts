@@ -1,7 +1,7 @@
 // The architecture registry: one static list of specs, looked up by Hugging Face architecture name.
 import { ArchitectureError } from '../util/errors.js';
-import { phiSpec } from './phi.js';
-import { phi3Spec } from './phi3.js';
+import { phiSpec } from './families/phi/graph.js';
+import { phi3Spec } from './families/phi3/graph.js';
 import type { ArchSpec } from './types.js';
 
 export type { ArchSpec, BuildContext, DecoderConfig, GenaiModelType } from './types.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { phi3Spec } from '../../src/arch/phi3.js';
-import { phiSpec } from '../../src/arch/phi.js';
+import { phi3Spec } from '../../src/arch/families/phi3/graph.js';
+import { phiSpec } from '../../src/arch/families/phi/graph.js';
 import { checkGenaiConfigKeys, genaiConfig } from '../../src/package/genai-config.js';
 import { getTarget } from '../../src/target/index.js';
 

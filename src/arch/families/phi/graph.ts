@@ -1,15 +1,15 @@
 // PhiForCausalLM: Phi-1, Phi-1.5, Phi-2. LayerNorm with bias, attention and MLP in parallel off one norm, partial
 // rotary, gelu_new, biases everywhere; q/k/v are packed into one MatMul (weights and biases) for GroupQueryAttention.
-import { geluMlp } from '../graph/mlp.js';
-import { layerNorm, skipLayerNorm } from '../graph/norms.js';
-import { linearWeight, plainWeight } from '../graph/weights.js';
-import { weightName } from '../graph/linear.js';
-import { ArchitectureError } from '../util/errors.js';
-import { attentionBlock, embedding, lmHead, prologue } from './blocks.js';
-import { positiveInt, tokenIds } from './config-fields.js';
-import type { TensorRule } from './tensor-map.js';
-import { DIMS } from './tensor-shapes.js';
-import type { ArchSpec, BuildContext, DecoderConfig } from './types.js';
+import { geluMlp } from '../../../graph/mlp.js';
+import { layerNorm, skipLayerNorm } from '../../../graph/norms.js';
+import { linearWeight, plainWeight } from '../../../graph/weights.js';
+import { weightName } from '../../../graph/linear.js';
+import { ArchitectureError } from '../../../util/errors.js';
+import { attentionBlock, embedding, lmHead, prologue } from '../../blocks.js';
+import { positiveInt, tokenIds } from '../../config-schema.js';
+import type { TensorRule } from '../../tensor-map.js';
+import { DIMS } from '../../tensor-shapes.js';
+import type { ArchSpec, BuildContext, DecoderConfig } from '../../types.js';
 
 const ARCH = 'PhiForCausalLM';
 

@@ -1,15 +1,15 @@
 // Phi3ForCausalLM: Phi-3/3.5 mini and medium (4k sliding window, 128k LongRoPE), Phi-4-mini (GQA, partial rotary,
 // tied embeddings) and Phi-4. RMSNorm, packed qkv_proj and gate_up_proj, SiLU-gated MLP, no biases.
-import { rmsNorm, skipRmsNorm } from '../graph/norms.js';
-import { siluGatedMlp } from '../graph/mlp.js';
-import { linearWeight, plainWeight } from '../graph/weights.js';
-import { weightName } from '../graph/linear.js';
-import { ArchitectureError } from '../util/errors.js';
-import { attentionBlock, embedding, lmHead, prologue } from './blocks.js';
-import { longRopeFrom, positiveInt, tokenIds, type RopeScalingFields } from './config-fields.js';
-import type { TensorRule } from './tensor-map.js';
-import { DIMS } from './tensor-shapes.js';
-import type { ArchSpec, BuildContext, DecoderConfig } from './types.js';
+import { rmsNorm, skipRmsNorm } from '../../../graph/norms.js';
+import { siluGatedMlp } from '../../../graph/mlp.js';
+import { linearWeight, plainWeight } from '../../../graph/weights.js';
+import { weightName } from '../../../graph/linear.js';
+import { ArchitectureError } from '../../../util/errors.js';
+import { attentionBlock, embedding, lmHead, prologue } from '../../blocks.js';
+import { longRopeFrom, positiveInt, tokenIds, type RopeScalingFields } from '../../config-schema.js';
+import type { TensorRule } from '../../tensor-map.js';
+import { DIMS } from '../../tensor-shapes.js';
+import type { ArchSpec, BuildContext, DecoderConfig } from '../../types.js';
 
 const ARCH = 'Phi3ForCausalLM';
 
