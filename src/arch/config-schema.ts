@@ -1,71 +1,177 @@
-// Reading the config.json fields the builders share (token ids, rope scaling), with errors that name the field.
-import { ArchitectureError } from '../util/errors.js';
-import type { LongRope } from '../graph/rotary.js';
-import { longRopeMscale } from '../graph/rotary.js';
+// Pieces the families' config.json schemas share: zod atoms, transformers' version normalisation, head geometry,
+// LongRoPE, token ids, and one error format (CheckpointError CONFIG_INVALID naming the field and the file).
+import { z } from 'zod';
+import type { HfConfigJson } from '../checkpoint/hf-config.js';
+import { longRopeMscale, type LongRope } from '../graph/rotary.js';
+import { CheckpointError } from '../util/errors.js';
 
-/** The rope_scaling block of a Phi-3 style config.json (snake_case, as transformers writes it). */
-export interface RopeScalingFields {
-  readonly type?: string | null;
-  readonly rope_type?: string | null;
-  readonly short_factor?: readonly number[] | null;
-  readonly long_factor?: readonly number[] | null;
-  readonly short_mscale?: number | null;
-  readonly long_mscale?: number | null;
-  readonly attention_factor?: number | null;
-  readonly original_max_position_embeddings?: number | null;
+export const posInt = z.number().int().positive();
+export const tokenId = z.number().int().nonnegative();
+/** eos_token_id: one id or a non-empty list. */
+export const tokenIdOrList = z.union([tokenId, z.array(tokenId).min(1)]);
+export const dropout = z.number().min(0).max(1);
+
+/** LongRoPE as transformers parses it ("su" and "yarn" are older names Phi-3 configs map to it). */
+export interface LongRopeScaling {
+  rope_type: 'longrope';
+  short_factor: number[];
+  long_factor: number[];
+  /** Overrides the attention scale sqrt(1 + ln(max/original)/ln(original)) when present. */
+  attention_factor?: number;
+  factor?: number;
+  original_max_position_embeddings?: number;
 }
 
-export function positiveInt(arch: string, field: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new ArchitectureError('ARCH_CONFIG', `config.${field} = ${JSON.stringify(v)} is not a positive integer`, {
-      where: `${arch} config.json`,
-      fix: `set ${field} in config.json`,
-    });
+export const LongRopeSchema = z.object({
+  rope_type: z.literal('longrope'),
+  short_factor: z.array(z.number().positive()).min(1),
+  long_factor: z.array(z.number().positive()).min(1),
+  attention_factor: z.number().positive().optional(),
+  factor: z.number().positive().optional(),
+  original_max_position_embeddings: posInt.optional(),
+});
+
+/** rope_scaling of a family that does not model it (linear, dynamic, ...): kept for the family to accept or refuse. */
+export interface GenericRopeScaling {
+  rope_type: string;
+  factor?: number;
+  [key: string]: unknown;
+}
+
+export const GenericRopeSchema = z.looseObject({ rope_type: z.string().min(1), factor: z.number().positive().optional() });
+
+/**
+ * Brings transformers' version differences into one shape before a family's schema runs: `dtype` → torch_dtype;
+ * rope_scaling.type → rope_type, and "default" (without factors) → no scaling; transformers 5 `rope_parameters`
+ * (theta, partial factor and scaling in one object) → rope_theta / partial_rotary_factor / rope_scaling.
+ */
+export function normaliseConfig(config: HfConfigJson): Record<string, unknown> {
+  const { raw, file } = config;
+  const out: Record<string, unknown> = { ...raw };
+  // transformers 5 writes `dtype` where 4.x wrote `torch_dtype`.
+  if (out.torch_dtype === undefined && typeof raw.dtype === 'string') out.torch_dtype = raw.dtype;
+  let scaling: unknown = raw.rope_scaling;
+  const params = raw.rope_parameters;
+  if (params !== undefined && params !== null) {
+    if (typeof params !== 'object' || Array.isArray(params)) throw configError(file, 'rope_parameters', 'must be an object');
+    const { rope_theta, partial_rotary_factor, ...rest } = params as Record<string, unknown>;
+    if (rope_theta !== undefined && out.rope_theta === undefined) out.rope_theta = rope_theta;
+    if (partial_rotary_factor !== undefined && out.partial_rotary_factor === undefined) out.partial_rotary_factor = partial_rotary_factor;
+    if (scaling === undefined || scaling === null) scaling = Object.keys(rest).length > 0 ? rest : null;
   }
-  return v;
+  if (scaling !== undefined && scaling !== null) {
+    if (typeof scaling !== 'object' || Array.isArray(scaling)) throw configError(file, 'rope_scaling', 'must be an object or null');
+    const { type, ...rest } = scaling as Record<string, unknown>;
+    const ropeType = rest.rope_type ?? type;
+    scaling = ropeType === 'default' && !('short_factor' in rest) && !('long_factor' in rest) ? null : { ...rest, rope_type: ropeType };
+  }
+  out.rope_scaling = scaling;
+  return out;
+}
+
+/** Runs a family's zod schema; every bad field is listed in one CheckpointError. */
+export function parseFields<S extends z.ZodType>(schema: S, input: unknown, file: string): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issues = r.error.issues;
+  const lines = issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+  throw new CheckpointError('CONFIG_INVALID', `invalid config.json:\n  ${lines.join('\n  ')}`, {
+    file,
+    where: formatPath(issues[0].path),
+    fix: 'fix the listed fields (compare with the config.json of the model on the Hugging Face hub)',
+  });
+}
+
+/** A config.json field that is well-typed but impossible (heads that do not divide, a factor list of the wrong length). */
+export function configError(file: string, where: string, message: string, fix?: string): CheckpointError {
+  return new CheckpointError('CONFIG_INVALID', `${where} ${message}`, {
+    file,
+    where,
+    fix: fix ?? 'compare with the config.json of the model on the Hugging Face hub',
+  });
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}
+
+/** Head geometry as transformers derives it: kv heads default to the query heads, head_dim to hidden / heads. */
+export interface HeadGeometry {
+  num_key_value_heads: number;
+  /** `head_dim` when config.json gives it, else hidden_size / num_attention_heads. */
+  head_dim: number;
+  /** Rotated dims per head: floor(head_dim × partial_rotary_factor). */
+  rotary_dim: number;
+}
+
+export function headGeometry(
+  c: {
+    hidden_size: number;
+    num_attention_heads: number;
+    num_key_value_heads?: number | null;
+    head_dim?: number | null;
+    partial_rotary_factor: number;
+  },
+  file: string,
+): HeadGeometry {
+  const kv = c.num_key_value_heads ?? c.num_attention_heads;
+  if (c.num_attention_heads % kv !== 0) {
+    throw configError(
+      file,
+      'num_key_value_heads',
+      `${c.num_attention_heads} attention heads are not a multiple of ${kv} key/value heads`,
+      'grouped-query attention needs num_attention_heads to be a multiple of num_key_value_heads',
+    );
+  }
+  let head_dim = c.head_dim ?? undefined;
+  if (head_dim === undefined) {
+    if (c.hidden_size % c.num_attention_heads !== 0) {
+      throw configError(
+        file,
+        'hidden_size',
+        `${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`,
+        'set head_dim explicitly or fix hidden_size / num_attention_heads',
+      );
+    }
+    head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  const rotary_dim = Math.floor(head_dim * c.partial_rotary_factor);
+  if (rotary_dim < 2) {
+    throw configError(file, 'partial_rotary_factor', `rotates ${rotary_dim} dims of a ${head_dim}-dim head; at least 2 are needed`);
+  }
+  return { num_key_value_heads: kv, head_dim, rotary_dim };
+}
+
+/** LongRoPE's factor lists must have one entry per rotated frequency (rotary_dim / 2). */
+export function checkLongRopeFactors(rs: LongRopeScaling | null, g: HeadGeometry, partialRotaryFactor: number, file: string): void {
+  if (!rs) return;
+  const want = Math.floor(g.rotary_dim / 2);
+  for (const key of ['short_factor', 'long_factor'] as const) {
+    if (rs[key].length !== want) {
+      throw configError(
+        file,
+        `rope_scaling.${key}`,
+        `has ${rs[key].length} entries; rotary_dim/2 = ${want} (head_dim ${g.head_dim} × partial_rotary_factor ${partialRotaryFactor} / 2)`,
+        'the LongRoPE factor lists must have one entry per rotated frequency: fix the list or partial_rotary_factor',
+      );
+    }
+  }
 }
 
 /**
- * LongRoPE settings, or undefined for plain RoPE. Throws for scaling types the builder does not implement, so a
- * model is never built with the wrong positions.
+ * The rotary caches' LongRoPE settings (undefined for plain RoPE). transformers applies one attention factor to
+ * both caches: the configured one, else sqrt(1 + ln(max/original)/ln(original)).
  */
-export function longRopeFrom(
-  arch: string,
-  scaling: RopeScalingFields | null | undefined,
-  maxLength: number,
-  originalLength: number | null | undefined,
-  rotaryDim: number,
-): LongRope | undefined {
+export function longRopeOf(scaling: LongRopeScaling | null, maxLength: number, originalLength: number): LongRope | undefined {
   if (!scaling) return undefined;
-  const type = scaling.rope_type ?? scaling.type ?? 'default';
-  if (type === 'default') return undefined;
-  if (type !== 'longrope' && type !== 'su') {
-    throw new ArchitectureError('ARCH_ROPE_SCALING', `rope_scaling type '${type}' is not supported by the native builder`, {
-      where: `${arch} config.json`,
-      fix: "supported: none, 'longrope' ('su'); use the onnxruntime-genai builder for other scalings",
-    });
-  }
-  const original = positiveInt(arch, 'original_max_position_embeddings', originalLength ?? scaling.original_max_position_embeddings);
-  const half = rotaryDim / 2;
-  const factors = (name: 'short_factor' | 'long_factor'): number[] => {
-    const f = scaling[name];
-    if (!f || f.length !== half || f.some((x) => typeof x !== 'number' || !(x > 0))) {
-      throw new ArchitectureError('ARCH_ROPE_SCALING', `rope_scaling.${name} must hold ${half} positive numbers (rotary dim ${rotaryDim} / 2), it has ${f?.length ?? 0}`, {
-        where: `${arch} config.json`,
-      });
-    }
-    return [...f];
-  };
-  // transformers applies one attention factor to both caches: the configured one, else sqrt(1 + ln s / ln original).
-  const computed = longRopeMscale(maxLength, original);
-  const shared = scaling.attention_factor ?? undefined;
-  const pick = (m: number | null | undefined) => shared ?? (m && m > 0 ? m : computed);
+  const mscale = scaling.attention_factor ?? longRopeMscale(maxLength, originalLength);
   return {
-    originalLength: original,
-    shortFactor: factors('short_factor'),
-    longFactor: factors('long_factor'),
-    shortMscale: pick(scaling.short_mscale),
-    longMscale: pick(scaling.long_mscale),
+    originalLength,
+    shortFactor: [...scaling.short_factor],
+    longFactor: [...scaling.long_factor],
+    shortMscale: mscale,
+    longMscale: mscale,
   };
 }
 
