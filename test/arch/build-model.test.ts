@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rotaryPlacement } from '../../src/arch/blocks.js';
 import { buildModel } from '../../src/arch/build-model.js';
 import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
-import { planTensors } from '../../src/checkpoint/synth.js';
+import { planTensors } from '../../src/arch/synth.js';
 import type { WeightSource } from '../../src/graph/weights.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { getTarget } from '../../src/target/index.js';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { writeSafetensors } from '../../src/checkpoint/safetensors-writer.js';
-import { planTensors, synthConfig, synthGenerationConfig, synthTensor } from '../../src/checkpoint/synth.js';
-import { resampleFactors, type RawConfig } from '../../src/checkpoint/synth-presets.js';
+import { planTensors, synthConfig, synthGenerationConfig, synthTensor } from '../../src/arch/synth.js';
+import { resampleFactors, type RawConfig } from '../../src/arch/synth-presets.js';
 import { float16BitsToFloat32 } from '../../src/onnx/tensor.js';
 
 /** Folders made by {@link tempDir}, removed by {@link cleanTempDirs}. */

@@ -6,9 +6,9 @@ import { float32ToBfloat16Bits } from '../onnx/tensor.js';
 import { writeDirAtomic } from '../util/atomic-fs.js';
 import { ArchitectureError, UsageError } from '../util/errors.js';
 import { Rng } from '../util/random.js';
-import { isKnownConfigName, knownConfig, KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, type KnownConfigName } from './known-configs.js';
+import { isKnownConfigName, knownConfig, KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, type KnownConfigName } from '../checkpoint/known-configs.js';
 import { checkOutputFolder } from '../util/output-path.js';
-import { writeShardedSafetensors, type TensorToWrite } from './safetensors-writer.js';
+import { writeShardedSafetensors, type TensorToWrite } from '../checkpoint/safetensors-writer.js';
 import { architectureOf, mapTokenIds, tinyConfig, type RawConfig } from './synth-presets.js';
 
 export type SynthScale = 'tiny' | 'full';

@@ -9,7 +9,7 @@ import { parseArchConfig } from '../../src/arch/index.js';
 import { Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, knownConfig } from '../../src/checkpoint/known-configs.js';
 import { planShards } from '../../src/checkpoint/safetensors-writer.js';
-import { mapTokenIds, resampleFactors, tinyWindow } from '../../src/checkpoint/synth-presets.js';
+import { mapTokenIds, resampleFactors, tinyWindow } from '../../src/arch/synth-presets.js';
 import {
   planSize,
   planTensors,
@@ -17,7 +17,7 @@ import {
   synthConfig,
   synthTensor,
   writeSynthCheckpoint,
-} from '../../src/checkpoint/synth.js';
+} from '../../src/arch/synth.js';
 import { main } from '../../src/cli/main.js';
 import { float32ToBfloat16Bits } from '../../src/onnx/tensor.js';
 import { UsageError } from '../../src/util/errors.js';
