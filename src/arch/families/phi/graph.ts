@@ -52,5 +52,6 @@ export function buildPhi(ctx: BuildContext): void {
     c.normEps,
     true,
   );
-  lmHead(ctx, fin.output, pro.io);
+  // transformers saves lm_head.bias (an nn.Linear with bias); a checkpoint without it gets a plain MatMul head.
+  lmHead(ctx, fin.output, pro.io, t.has('lm_head.bias') ? [{ tensor: t.get('lm_head.bias') }] : undefined);
 }
