@@ -1,4 +1,6 @@
-// Decoder pieces both families share, laid out per target: graph I/O and mask summary, embeddings, attention, LM head.
+// Decoder pieces every family shares, laid out per target: graph I/O and mask summary, embeddings, attention, LM head.
+// Family-neutral: they read only the roles `embed` and `lm_head` (which every family's tensor table names) and the
+// weights a family's graph hands them.
 import { attr } from '../onnx/ir.js';
 import { attentionMaskInfo, groupQueryAttention, positionIdsFromMask, rotaryEmbedding, type MaskInfo } from '../graph/attention.js';
 import { declareDecoderIo, type DecoderIo } from '../graph/io.js';
@@ -103,14 +105,11 @@ export function embedding(ctx: BuildContext, inputIds: string): string {
   return b.op1('Gather', '/model/embed_tokens/Gather', [w, inputIds]);
 }
 
-/** x → `/lm_head/MatMul` (+ `/lm_head/Add` with a bias) → `logits`. */
-export function lmHead(ctx: BuildContext, x: string, io: DecoderIo): void {
+/** x → `/lm_head/MatMul` (+ `/lm_head/Add` when the family passes a bias) → `logits`. */
+export function lmHead(ctx: BuildContext, x: string, io: DecoderIo, biasSource?: RowSlice[]): void {
   const { b, config: c, tensors, src, dtype } = ctx;
   if (!c.tiedEmbeddings) b.initializer(linearWeight(src, 'lm_head.MatMul.weight', [{ tensor: tensors.get('lm_head') }], dtype));
-  let bias: string | undefined;
-  if (tensors.has('lm_head.bias')) {
-    bias = b.initializer(plainWeight(src, weightName('/lm_head/Add', 'bias'), [{ tensor: tensors.get('lm_head.bias') }], dtype));
-  }
+  const bias = biasSource ? b.initializer(plainWeight(src, weightName('/lm_head/Add', 'bias'), biasSource, dtype)) : undefined;
   linear(b, '/lm_head', x, 'lm_head.MatMul.weight', { bias, output: io.logits });
 }
 

@@ -1,20 +1,18 @@
 // Checkpoint config + tensors → an IR model whose initializers are lazy (nothing read yet), for a target and dtype.
+import type { HfConfigJson } from '../checkpoint/hf-config.js';
 import { GraphBuilder, type FloatDtype } from '../graph/builder.js';
 import type { WeightSource } from '../graph/weights.js';
 import type { Model } from '../onnx/ir.js';
 import type { Target } from '../target/types.js';
 import { checkAttentionShape } from './blocks.js';
-import { getArchitecture } from './index.js';
+import { parseArchConfig } from './index.js';
 import { checkTensors } from './tensor-check.js';
 import { TensorTable } from './tensor-map.js';
 import type { ArchSpec, DecoderConfig } from './types.js';
 
 export interface BuildModelInput {
-  /**
-   * The checkpoint's config (config.json parsed at the checkpoint boundary); routed by its architecture name. `raw`
-   * (config.json as read) lets errors tell a key config.json sets from a default.
-   */
-  config: { readonly architecture?: string; readonly raw?: Readonly<Record<string, unknown>> };
+  /** The checkpoint's config.json as read; its family (found by architecture name) parses it here, once. */
+  config: HfConfigJson;
   /** Every tensor name in the checkpoint (each must map to a role or be knowingly ignored). */
   tensorNames: Iterable<string>;
   source: WeightSource;
@@ -27,20 +25,19 @@ export interface BuildModelInput {
 export interface BuiltModel {
   model: Model;
   decoder: DecoderConfig;
-  spec: ArchSpec<never>;
+  spec: ArchSpec;
   /** Variant labels (longrope, tied-embeddings, ...). */
   variant: string[];
 }
 
 /**
- * Checks in order — the config alone (parseConfig, attention), then the checkpoint against the config (every shape
+ * Checks in order — the config alone (the family's schema and decoder view, attention), then the checkpoint against the config (every shape
  * and dtype, from the headers) — and only then builds, so a checkpoint that would give a wrong or unrunnable model
  * fails here, naming every problem, before anything is written.
  */
 export function buildModel(input: BuildModelInput): BuiltModel {
-  const spec = getArchitecture(input.config.architecture);
-  // The registry matched the name, so the config is this family's config type.
-  const decoder = spec.parseConfig(input.config as never);
+  const { spec, config } = parseArchConfig(input.config);
+  const decoder = spec.decoder(config);
   checkAttentionShape(decoder);
   const names = [...input.tensorNames];
   checkTensors({

@@ -3,6 +3,9 @@ import { ArchitectureError, CheckpointError } from '../util/errors.js';
 import type { Dim } from './tensor-shapes.js';
 import type { DecoderConfig } from './types.js';
 
+/** What kind of parameter a tensor is; a synthetic checkpoint draws its values by kind (src/arch/synth.ts). */
+export type InitKind = 'embedding' | 'linear' | 'norm-weight' | 'norm-bias' | 'bias';
+
 /** One row of an architecture's tensor table; `role: null` marks a tensor the builder knowingly ignores. */
 export interface TensorRule {
   readonly hf: string;
@@ -17,6 +20,13 @@ export interface TensorRule {
    * every tensor with a role; ignored tensors (`role: null`) are never required.
    */
   readonly required?: (c: DecoderConfig) => boolean;
+  /** The kind of parameter; absent for tensors transformers does not save (a synthetic checkpoint omits them). */
+  readonly init?: InitKind;
+  /**
+   * Whether transformers saves the tensor for this config (so a synthetic checkpoint holds it), when that differs
+   * from `required`: PhiForCausalLM always saves lm_head.bias, which the builder does not need.
+   */
+  readonly saved?: (c: DecoderConfig) => boolean;
 }
 
 interface CompiledRule {
@@ -60,7 +70,7 @@ export function matchTensors(arch: string, rules: readonly TensorRule[], names: 
     if (!found) {
       throw new ArchitectureError('ARCH_UNMAPPED_TENSOR', `tensor ${name} matches nothing in the ${arch} tensor map`, {
         where: `tensor ${name}`,
-        fix: `this checkpoint has weights the ${arch} builder does not know (a different variant or an adapter?); add the tensor to src/arch's map if it is meant to be read or ignored`,
+        fix: `this checkpoint has weights the ${arch} builder does not know (a different variant or an adapter?); add the tensor to the family's table (src/arch/families/*/tensors.ts) if it is meant to be read or ignored`,
       });
     }
     out.push(found);

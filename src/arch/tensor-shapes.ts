@@ -1,4 +1,4 @@
-// Tensor dimensions as the typed config implies them, for the architectures' tensor tables: each dimension knows its
+// Tensor dimensions as the typed config implies them, for the families' tensor tables: each dimension knows its
 // size and which config.json keys it comes from, so a mismatch can name the key to fix.
 import type { DecoderConfig } from './types.js';
 
@@ -26,31 +26,25 @@ export interface Dim {
   explain(c: DecoderConfig, labels: KeyLabels): string;
 }
 
-function direct(key: ShapeKey, size: (c: DecoderConfig) => number): Dim {
+/** A dimension that is one config key's value. */
+export function direct(key: ShapeKey, size: (c: DecoderConfig) => number): Dim {
   return { size, keys: [key], direct: true, explain: (_c, l) => l[key] };
 }
 
-function derived(keys: readonly ShapeKey[], size: (c: DecoderConfig) => number, formula: (l: KeyLabels) => string): Dim {
+/** A dimension computed from config keys; `formula` shows how, with the keys' values. */
+export function derived(keys: readonly ShapeKey[], size: (c: DecoderConfig) => number, formula: (l: KeyLabels) => string): Dim {
   return { size, keys, direct: false, explain: (c, l) => `${formula(l)} = ${size(c)}` };
 }
 
-/** The dimensions Phi weights are made of ([out, in] as transformers stores linear weights). */
+/** The dimensions decoder weights share ([out, in] as transformers stores linear weights); families add packed ones. */
 export const DIMS = Object.freeze({
   vocab: direct('vocab_size', (c) => c.vocabSize),
   hidden: direct('hidden_size', (c) => c.hiddenSize),
   intermediate: direct('intermediate_size', (c) => c.intermediateSize),
-  /** Packed gate and up projections (Phi-3 gate_up_proj). */
-  gateUp: derived(['intermediate_size'], (c) => 2 * c.intermediateSize, (l) => `2 × ${l.intermediate_size}`),
   /** All query heads. */
   q: derived(['num_attention_heads', 'head_dim'], (c) => c.numHeads * c.headSize, (l) => `${l.num_attention_heads} × ${l.head_dim}`),
   /** All key (or value) heads. */
   kv: derived(['num_key_value_heads', 'head_dim'], (c) => c.kvHeads * c.headSize, (l) => `${l.num_key_value_heads} × ${l.head_dim}`),
-  /** Packed q, k and v (Phi-3 qkv_proj). */
-  qkv: derived(
-    ['num_attention_heads', 'num_key_value_heads', 'head_dim'],
-    (c) => (c.numHeads + 2 * c.kvHeads) * c.headSize,
-    (l) => `(${l.num_attention_heads} + 2 × ${l.num_key_value_heads}) × ${l.head_dim}`,
-  ),
   /** Rotary inverse frequencies: one per rotated pair. */
   rotaryHalf: derived(['head_dim', 'partial_rotary_factor'], (c) => c.rotary.rotaryDim / 2, (l) => `${l.head_dim} × ${l.partial_rotary_factor} / 2`),
 });

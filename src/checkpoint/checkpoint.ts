@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { CheckpointError } from '../util/errors.js';
 import { readGenerationConfig, type GenerationConfig } from './generation-config.js';
-import { readHfConfig, type HfConfig } from './hf-config.js';
+import { readHfConfig, type HfConfigJson } from './hf-config.js';
 import { SafetensorsFile, type SafetensorsEntry } from './safetensors.js';
 import { SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE } from './safetensors-writer.js';
 import { findTokenizerFiles } from './tokenizer-files.js';
@@ -70,7 +70,7 @@ function isInsideName(p: string): boolean {
 
 export class Checkpoint {
   readonly dir: string;
-  readonly config: HfConfig;
+  readonly config: HfConfigJson;
   readonly generationConfig?: GenerationConfig;
   /** Shard files in first-use order (one for a single-file checkpoint). */
   readonly files: readonly SafetensorsFile[];
@@ -79,7 +79,7 @@ export class Checkpoint {
 
   private constructor(
     dir: string,
-    config: HfConfig,
+    config: HfConfigJson,
     generationConfig: GenerationConfig | undefined,
     files: SafetensorsFile[],
     names: string[],
@@ -125,7 +125,7 @@ export class Checkpoint {
   private static async openSharded(
     root: string,
     indexPath: string,
-    config: HfConfig,
+    config: HfConfigJson,
     generationConfig: GenerationConfig | undefined,
   ): Promise<Checkpoint> {
     let json: unknown;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { rotaryPlacement } from '../../src/arch/blocks.js';
 import { buildModel } from '../../src/arch/build-model.js';
-import { planTensors } from '../../src/checkpoint/synth.js';
+import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
+import { planTensors } from '../../src/arch/synth.js';
 import type { WeightSource } from '../../src/graph/weights.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { getTarget } from '../../src/target/index.js';
@@ -9,7 +10,6 @@ import { ArchitectureError } from '../../src/util/errors.js';
 
 const none: WeightSource = { info: () => undefined, readRows: async () => new Uint8Array(0) };
 const base = {
-  architecture: 'Phi3ForCausalLM',
   architectures: ['Phi3ForCausalLM'],
   hidden_size: 64,
   intermediate_size: 128,
@@ -32,11 +32,11 @@ function shapesOf(config: Record<string, unknown>): { names: string[]; source: W
 }
 
 const build = (config: Record<string, unknown>, target = 'cpu') =>
-  buildModel({ config, tensorNames: [], source: none, target: getTarget(target), dtype: DataType.FLOAT });
+  buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: [], source: none, target: getTarget(target), dtype: DataType.FLOAT });
 
 const buildWithShapes = (config: Record<string, unknown>, target = 'cpu') => {
   const { names, source } = shapesOf(config);
-  return buildModel({ config, tensorNames: names, source, target: getTarget(target), dtype: DataType.FLOAT });
+  return buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: names, source, target: getTarget(target), dtype: DataType.FLOAT });
 };
 
 describe('buildModel checks what attention can run before reading anything', () => {
@@ -52,7 +52,12 @@ describe('buildModel checks what attention can run before reading anything', () 
   });
 
   it('refuses rope scalings it does not implement', () => {
-    expect(() => build({ ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type 'yarn'/);
+    // One schema per family (transformers' Phi3Config): only LongRoPE, whose older names "su"/"yarn" need its factor lists.
+    expect(() => build({ ...base, rope_scaling: { rope_type: 'linear', factor: 4 } })).toThrow(/type "linear" is not supported by Phi3ForCausalLM \(only "longrope"\)/);
+    expect(() => build({ ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', where: 'rope_scaling.short_factor' }));
+    const phi = { ...base, architectures: ['PhiForCausalLM'], rope_scaling: { rope_type: 'linear', factor: 2 } };
+    expect(() => build(phi)).toThrow(expect.objectContaining({ code: 'ARCH_ROPE_SCALING' }));
+    expect(() => build(phi)).toThrow(ArchitectureError);
   });
 });
 

@@ -6,13 +6,13 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { convertCheckpoint } from '../../src/arch/convert.js';
-import { getArchitecture } from '../../src/arch/index.js';
+import { parseArchConfig } from '../../src/arch/index.js';
 import { findTensorIssues } from '../../src/arch/tensor-check.js';
 import { KNOWN_CONFIG_NAMES } from '../../src/checkpoint/known-configs.js';
 import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
 import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors-writer.js';
-import { planTensors, synthConfig, synthTensor, type SynthDtype } from '../../src/checkpoint/synth.js';
-import type { RawConfig } from '../../src/checkpoint/synth-presets.js';
+import { planTensors, synthConfig, synthTensor, type SynthDtype } from '../../src/arch/synth.js';
+import type { RawConfig } from '../../src/arch/synth-presets.js';
 import { main } from '../../src/cli/main.js';
 import type { WeightSource } from '../../src/graph/weights.js';
 import { DataType } from '../../src/onnx/dtype.js';
@@ -290,14 +290,13 @@ describe('consistent checkpoints still convert and run', () => {
     '%s (%s): the architecture tables agree with the tensors transformers saves, from headers only',
     (preset, scale) => {
       const raw = synthConfig(preset, scale);
-      const config = parseHfConfig(raw, 'config.json');
-      const spec = getArchitecture(config.architecture ?? undefined);
+      const { spec, config } = parseArchConfig(parseHfConfig(raw, 'config.json'));
       const plan = new Map(planTensors(raw).map((t) => [t.name, t.shape]));
       const source: WeightSource = {
         info: (name) => (plan.has(name) ? { dataType: DataType.BFLOAT16, dims: plan.get(name)! } : undefined),
         readRows: () => Promise.reject(new Error('the check must read headers only')),
       };
-      const decoder = spec.parseConfig(config as never);
+      const decoder = spec.decoder(config);
       expect(findTensorIssues({ arch: decoder.architecture, rules: spec.tensorMap, config: decoder, names: [...plan.keys()], source, raw })).toEqual([]);
     },
   );

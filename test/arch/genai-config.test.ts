@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { phi3Spec } from '../../src/arch/phi3.js';
-import { phiSpec } from '../../src/arch/phi.js';
+import { parseArchConfig } from '../../src/arch/index.js';
+import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
 import { checkGenaiConfigKeys, genaiConfig } from '../../src/package/genai-config.js';
 import { getTarget } from '../../src/target/index.js';
 
+/** The builder's view of a config.json object, parsed by its family's schema. */
+function decoderOf(raw: Record<string, unknown>) {
+  const { spec, config } = parseArchConfig(parseHfConfig(raw, 'config.json'));
+  return spec.decoder(config);
+}
+
 // Phi-3-mini-4k-instruct's config.json fields the builder reads.
 const phi3Mini = {
-  architecture: 'Phi3ForCausalLM',
+  architectures: ['Phi3ForCausalLM'],
   hidden_size: 3072,
   intermediate_size: 8192,
   num_hidden_layers: 32,
@@ -26,7 +32,7 @@ const phi3Mini = {
 };
 
 describe('genaiConfig', () => {
-  const decoder = phi3Spec.parseConfig(phi3Mini);
+  const decoder = decoderOf(phi3Mini);
 
   it('writes the decoder shape, I/O names and type phi3 for CPU', () => {
     const g = genaiConfig({ config: decoder, target: getTarget('cpu') });
@@ -76,8 +82,8 @@ describe('genaiConfig', () => {
   });
 
   it('type phi for PhiForCausalLM; pad falls back to the first eos id', () => {
-    const phi2 = phiSpec.parseConfig({
-      architecture: 'PhiForCausalLM',
+    const phi2 = decoderOf({
+      architectures: ['PhiForCausalLM'],
       hidden_size: 2560,
       intermediate_size: 10240,
       num_hidden_layers: 32,
@@ -97,7 +103,7 @@ describe('genaiConfig', () => {
 });
 
 describe('checkGenaiConfigKeys', () => {
-  const ok = genaiConfig({ config: phi3Spec.parseConfig(phi3Mini), target: getTarget('cuda') });
+  const ok = genaiConfig({ config: decoderOf(phi3Mini), target: getTarget('cuda') });
 
   it('reports unknown keys with their path', () => {
     const bad = structuredClone(ok) as unknown as Record<string, Record<string, unknown>>;

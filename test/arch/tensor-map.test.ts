@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getArchitecture, supportedArchitectures } from '../../src/arch/index.js';
-import { phi3Spec } from '../../src/arch/phi3.js';
+import { phi3Spec } from '../../src/arch/families/phi3/index.js';
 import { TensorTable } from '../../src/arch/tensor-map.js';
 import { ArchitectureError, CheckpointError } from '../../src/util/errors.js';
 

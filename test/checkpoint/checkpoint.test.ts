@@ -51,7 +51,7 @@ describe('opening', () => {
     await writeTinyCheckpoint(dir, { tensors: rampTensors(SPECS), generationConfig: { eos_token_id: [2, 3] } });
     const c = await Checkpoint.open(dir);
     try {
-      expect(c.config.arch).toBe('phi3');
+      expect(c.config.architecture).toBe('Phi3ForCausalLM');
       expect(c.generationConfig?.eos_token_id).toEqual([2, 3]);
       expect(c.tensorNames().sort()).toEqual(SPECS.map((s) => s.name).sort());
       expect(c.has('model.norm.weight')).toBe(true);

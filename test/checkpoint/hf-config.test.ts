@@ -2,13 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGenerationConfig, readGenerationConfig, eosTokenIds } from '../../src/checkpoint/generation-config.js';
-import {
-  parseHfConfig,
-  parseHfConfigText,
-  readHfConfig,
-  type Phi3Config,
-  type PhiConfig,
-} from '../../src/checkpoint/hf-config.js';
+import { parseArchConfig } from '../../src/arch/index.js';
+import { phiSpec, type PhiConfig } from '../../src/arch/families/phi/index.js';
+import { phi3Spec, type Phi3Config } from '../../src/arch/families/phi3/index.js';
+import { parseHfConfig, parseHfConfigText, readHfConfig } from '../../src/checkpoint/hf-config.js';
 import {
   KNOWN_CONFIGS,
   KNOWN_CONFIG_HUB_IDS,
@@ -16,23 +13,25 @@ import {
   KNOWN_GENERATION_CONFIGS,
   knownConfig,
 } from '../../src/checkpoint/known-configs.js';
-import { CheckpointError } from '../../src/util/errors.js';
+import { ArchitectureError, CheckpointError } from '../../src/util/errors.js';
 import { makeTempDir, removeTempDir, tinyPhi3Config } from '../helpers/checkpoint.js';
 
 const F = 'config.json';
+// config.json read generically, then parsed by the schema of the family the registry finds for it.
+const parse = (json: unknown) => parseArchConfig(parseHfConfig(json, F));
 const phi3 = (json: Record<string, unknown>): Phi3Config => {
-  const c = parseHfConfig(json, F);
-  if (c.arch !== 'phi3') throw new Error(`expected phi3, got ${c.arch}`);
-  return c;
+  const { spec, config } = parse(json);
+  if (spec !== phi3Spec) throw new Error(`expected phi3, got ${spec.genaiType}`);
+  return config as Phi3Config;
 };
 const phi = (json: Record<string, unknown>): PhiConfig => {
-  const c = parseHfConfig(json, F);
-  if (c.arch !== 'phi') throw new Error(`expected phi, got ${c.arch}`);
-  return c;
+  const { spec, config } = parse(json);
+  if (spec !== phiSpec) throw new Error(`expected phi, got ${spec.genaiType}`);
+  return config as PhiConfig;
 };
 const error = (json: unknown): CheckpointError => {
   try {
-    parseHfConfig(json, F);
+    parse(json);
   } catch (e) {
     expect(e).toBeInstanceOf(CheckpointError);
     expect((e as CheckpointError).file).toBe(F);
@@ -69,8 +68,8 @@ describe('known configs (hub values)', () => {
 
   it('every preset parses, as the family its architecture names', () => {
     for (const name of KNOWN_CONFIG_NAMES) {
-      const c = parseHfConfig(knownConfig(name), name);
-      expect(c.arch).toBe(name.startsWith('phi-1') || name === 'phi-2' ? 'phi' : 'phi3');
+      const { spec } = parseArchConfig(parseHfConfig(knownConfig(name), name));
+      expect(spec).toBe(name.startsWith('phi-1') || name === 'phi-2' ? phiSpec : phi3Spec);
     }
   });
 
@@ -191,10 +190,14 @@ describe('transformers defaults and normalisation', () => {
     expect([c.head_dim, c.rotary_dim]).toEqual([16, 16]);
   });
 
-  it('parses other architectures as generic (the builder reports them)', () => {
-    const c = parseHfConfig({ architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 'anything' }, F);
-    expect(c).toMatchObject({ arch: 'generic', architecture: 'LlamaForCausalLM', model_type: 'llama' });
-    expect(parseHfConfig({}, F)).toMatchObject({ arch: 'generic', architecture: undefined });
+  it('reads any architecture; the registry refuses one no family parses, listing the supported ones', () => {
+    const json = parseHfConfig({ architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 'anything' }, F);
+    expect(json).toMatchObject({ file: F, architecture: 'LlamaForCausalLM', modelType: 'llama' });
+    expect(() => parseArchConfig(json)).toThrow(ArchitectureError);
+    expect(() => parseArchConfig(json)).toThrow(expect.objectContaining({ code: 'ARCH_UNSUPPORTED', file: F }));
+    expect(() => parseArchConfig(json)).toThrow(/LlamaForCausalLM is not supported[\s\S]*Phi3ForCausalLM, PhiForCausalLM/);
+    expect(parseHfConfig({}, F)).toMatchObject({ architecture: undefined, modelType: undefined });
+    expect(() => parse({})).toThrow(/none: config.json has no architectures/);
   });
 });
 
@@ -254,7 +257,7 @@ describe('reading from a folder', () => {
   it('config.json missing, then present; generation_config.json optional, typed, validated', async () => {
     await expect(readHfConfig(dir)).rejects.toMatchObject({ code: 'CONFIG_MISSING', file: join(dir, 'config.json') });
     await writeFile(join(dir, 'config.json'), JSON.stringify(tinyPhi3Config()));
-    expect((await readHfConfig(dir)).arch).toBe('phi3');
+    expect((await readHfConfig(dir)).architecture).toBe('Phi3ForCausalLM');
     expect(await readGenerationConfig(dir)).toBeUndefined();
     await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [2, 5], do_sample: true, top_p: 0.9, foo: 1 }));
     const g = await readGenerationConfig(dir);

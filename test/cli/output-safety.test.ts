@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../../src/arch/convert.js';
-import { synthCheckpoint } from '../../src/checkpoint/synth.js';
+import { synthCheckpoint } from '../../src/arch/synth.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { synthCheckpoint } from '../../src/checkpoint/synth.js';
+import { synthCheckpoint } from '../../src/arch/synth.js';
 import { writeTinyTokenizer } from '../../src/checkpoint/tiny-tokenizer.js';
 import type { BuildReport } from '../../src/pipeline/build-report.js';
 import { startFakeHub, type FakeHub } from '../helpers/hub-server.js';

@@ -4,9 +4,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { parseArchConfig } from '../../src/arch/index.js';
+import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors-writer.js';
-import { planTensors, synthConfig, synthGenerationConfig, synthTensor } from '../../src/checkpoint/synth.js';
-import { resampleFactors, type RawConfig } from '../../src/checkpoint/synth-presets.js';
+import { planTensors, synthConfig, synthGenerationConfig, synthTensor } from '../../src/arch/synth.js';
+import { resampleFactors, type RawConfig } from '../../src/arch/synth-presets.js';
 import { float16BitsToFloat32 } from '../../src/onnx/tensor.js';
 
 /** Folders made by {@link tempDir}, removed by {@link cleanTempDirs}. */
@@ -147,8 +149,7 @@ export function tokenSequence(length: number, vocab: number, seed = 1): number[]
  */
 export function withHeadDim(preset: string, headDim: number): RawConfig {
   const c = synthConfig(preset, 'tiny');
-  const arch = (c.architectures as string[])[0];
-  const prf = typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : arch === 'PhiForCausalLM' ? 0.5 : 1;
+  const prf = parseArchConfig(parseHfConfig(c, 'config.json')).config.partial_rotary_factor;
   c.hidden_size = (c.num_attention_heads as number) * headDim;
   if ('head_dim' in c) c.head_dim = headDim;
   const scaling = c.rope_scaling as RawConfig | null | undefined;

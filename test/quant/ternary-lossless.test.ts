@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../../src/arch/convert.js';
-import { synthCheckpoint } from '../../src/checkpoint/synth.js';
+import { synthCheckpoint } from '../../src/arch/synth.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { Tensor } from '../../src/onnx/ir.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';

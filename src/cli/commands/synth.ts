@@ -22,7 +22,7 @@ export const synthCommand = defineCommand({
       .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty output folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the checkpoint' }),
   run: async (args) => {
-    const { synthCheckpoint } = await import('../../checkpoint/synth.js');
+    const { synthCheckpoint } = await import('../../arch/synth.js');
     const r = await synthCheckpoint({
       preset: args.preset as string,
       scale: args.scale as 'tiny' | 'full',

@@ -55,7 +55,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       inputs: tokenizerInputs,
       options: { ...common, synth: src.synth },
       run: async (ctx) => {
-        const { synthCheckpoint } = await import('../../checkpoint/synth.js');
+        const { synthCheckpoint } = await import('../../arch/synth.js');
         await synthCheckpoint({ ...src.synth, outDir: ctx.outDir });
         return finish(ctx.outDir, input, `synth:${src.synth.preset}/${src.synth.scale}/seed${src.synth.seed}`, 'synthetic');
       },

@@ -1,21 +1,25 @@
 // Synthetic Hugging Face checkpoints: a real Phi config (or its tiny version) with deterministic random weights,
-// produced tensor by tensor from (seed, tensor name) and streamed into safetensors.
+// planned from the family's tensor table, produced tensor by tensor from (seed, tensor name), streamed into safetensors.
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { float32ToBfloat16Bits } from '../onnx/tensor.js';
 import { writeDirAtomic } from '../util/atomic-fs.js';
-import { ArchitectureError, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { Rng } from '../util/random.js';
-import { isKnownConfigName, knownConfig, KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, type KnownConfigName } from './known-configs.js';
+import { isKnownConfigName, knownConfig, KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, type KnownConfigName } from '../checkpoint/known-configs.js';
 import { checkOutputFolder } from '../util/output-path.js';
-import { writeShardedSafetensors, type TensorToWrite } from './safetensors-writer.js';
-import { architectureOf, mapTokenIds, tinyConfig, type RawConfig } from './synth-presets.js';
+import { writeShardedSafetensors, type TensorToWrite } from '../checkpoint/safetensors-writer.js';
+import { CONFIG_FILE, parseHfConfig } from '../checkpoint/hf-config.js';
+import { parseArchConfig } from './index.js';
+import { mapTokenIds, tinyConfig, type RawConfig } from './synth-presets.js';
+import { tensorName, type InitKind, type TensorRule } from './tensor-map.js';
+import type { DecoderConfig } from './types.js';
 
 export type SynthScale = 'tiny' | 'full';
 export const SYNTH_SCALES: readonly SynthScale[] = ['tiny', 'full'];
 
-/** How a tensor's values are drawn. */
-export type InitKind = 'embedding' | 'linear' | 'norm-weight' | 'norm-bias' | 'bias';
+/** How a tensor's values are drawn: by the kind of parameter its family's table says it is. */
+export type { InitKind };
 
 export interface PlannedTensor {
   name: string;
@@ -95,66 +99,35 @@ export function synthGenerationConfig(preset: string, scale: SynthScale): RawCon
 }
 
 /**
- * Every tensor a checkpoint of this config holds, with the exact names and [out, in] shapes transformers uses
- * (Phi3ForCausalLM or PhiForCausalLM), in model order (embedding, layers, final norm, head). Nothing is allocated.
+ * Every tensor transformers saves for this config, with its exact name and [out, in] shape, in model order
+ * (embedding, layers, final norm, head): the config is parsed by its family's schema and the family's tensor table
+ * is read row by row. Nothing is allocated.
  */
 export function planTensors(config: RawConfig): PlannedTensor[] {
-  const arch = architectureOf(config, 'config.json');
-  const H = cfgInt(config, 'hidden_size');
-  const L = cfgInt(config, 'num_hidden_layers');
-  const nh = cfgInt(config, 'num_attention_heads');
-  const nkv = typeof config.num_key_value_heads === 'number' ? config.num_key_value_heads : nh;
-  const hd = typeof config.head_dim === 'number' ? config.head_dim : H / nh;
-  const I = cfgInt(config, 'intermediate_size');
-  const V = cfgInt(config, 'vocab_size');
-  const tied = config.tie_word_embeddings === true;
-  const t = (name: string, shape: number[], init: InitKind, fanIn = shape[shape.length - 1]!): PlannedTensor => ({
-    name,
-    shape,
-    init,
-    fanIn,
-  });
+  return planFor(config).plan;
+}
 
-  const out: PlannedTensor[] = [t('model.embed_tokens.weight', [V, H], 'embedding')];
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}`;
-    if (arch === 'Phi3ForCausalLM') {
-      out.push(
-        t(`${p}.input_layernorm.weight`, [H], 'norm-weight'),
-        t(`${p}.self_attn.qkv_proj.weight`, [(nh + 2 * nkv) * hd, H], 'linear'),
-        t(`${p}.self_attn.o_proj.weight`, [H, nh * hd], 'linear'),
-        t(`${p}.post_attention_layernorm.weight`, [H], 'norm-weight'),
-        t(`${p}.mlp.gate_up_proj.weight`, [2 * I, H], 'linear'),
-        t(`${p}.mlp.down_proj.weight`, [H, I], 'linear'),
-      );
-    } else {
-      out.push(
-        t(`${p}.input_layernorm.weight`, [H], 'norm-weight'),
-        t(`${p}.input_layernorm.bias`, [H], 'norm-bias'),
-        t(`${p}.self_attn.q_proj.weight`, [nh * hd, H], 'linear'),
-        t(`${p}.self_attn.q_proj.bias`, [nh * hd], 'bias'),
-        t(`${p}.self_attn.k_proj.weight`, [nkv * hd, H], 'linear'),
-        t(`${p}.self_attn.k_proj.bias`, [nkv * hd], 'bias'),
-        t(`${p}.self_attn.v_proj.weight`, [nkv * hd, H], 'linear'),
-        t(`${p}.self_attn.v_proj.bias`, [nkv * hd], 'bias'),
-        t(`${p}.self_attn.dense.weight`, [H, nh * hd], 'linear'),
-        t(`${p}.self_attn.dense.bias`, [H], 'bias'),
-        t(`${p}.mlp.fc1.weight`, [I, H], 'linear'),
-        t(`${p}.mlp.fc1.bias`, [I], 'bias'),
-        t(`${p}.mlp.fc2.weight`, [H, I], 'linear'),
-        t(`${p}.mlp.fc2.bias`, [H], 'bias'),
-      );
-    }
-  }
-  if (arch === 'Phi3ForCausalLM') {
-    out.push(t('model.norm.weight', [H], 'norm-weight'));
-    if (!tied) out.push(t('lm_head.weight', [V, H], 'linear'));
-  } else {
-    out.push(t('model.final_layernorm.weight', [H], 'norm-weight'), t('model.final_layernorm.bias', [H], 'norm-bias'));
-    if (!tied) out.push(t('lm_head.weight', [V, H], 'linear'));
-    // PhiForCausalLM's lm_head is an nn.Linear with bias, tied or not.
-    out.push(t('lm_head.bias', [V], 'bias'));
-  }
+function planFor(raw: RawConfig): { architecture: string; plan: PlannedTensor[] } {
+  const { spec, config } = parseArchConfig(parseHfConfig(raw, CONFIG_FILE));
+  return { architecture: config.architecture, plan: planFromTable(spec.tensorMap, spec.decoder(config)) };
+}
+
+/**
+ * The table's saved tensors for a config: rows before the first per-layer row, then each layer's rows, then the
+ * rest (the order transformers saves them in). A row without `init` is never saved (e.g. old rotary inv_freq).
+ */
+function planFromTable(rules: readonly TensorRule[], c: DecoderConfig): PlannedTensor[] {
+  const saved = rules.filter((r) => r.init !== undefined && (r.saved ?? r.required ?? (() => true))(c));
+  const perLayer = (r: TensorRule) => r.hf.includes('{layer}');
+  const first = rules.findIndex(perLayer);
+  const planned = (r: TensorRule, layer?: number): PlannedTensor => {
+    const shape = (r.shape ?? []).map((d) => d.size(c));
+    // Linear weights are [out, in]; an embedding's last dimension is the hidden size: both scale by it.
+    return { name: tensorName(r, layer), shape, init: r.init!, fanIn: shape[shape.length - 1]! };
+  };
+  const out = saved.filter((r) => !perLayer(r) && rules.indexOf(r) < first).map((r) => planned(r));
+  for (let l = 0; l < c.numLayers; l++) out.push(...saved.filter(perLayer).map((r) => planned(r, l)));
+  out.push(...saved.filter((r) => !perLayer(r) && rules.indexOf(r) > first).map((r) => planned(r)));
   return out;
 }
 
@@ -252,8 +225,7 @@ export interface WriteSynthOptions {
 export async function writeSynthCheckpoint(
   opts: WriteSynthOptions,
 ): Promise<Pick<SynthResult, 'outDir' | 'architecture' | 'files' | 'tensors' | 'parameters' | 'tensorBytes'>> {
-  const architecture = architectureOf(opts.config, 'config.json');
-  const plan = planTensors(opts.config);
+  const { architecture, plan } = planFor(opts.config);
   const tensors = plan.map((t) => synthTensor(t, opts.seed, opts.dtype));
   const outDir = resolve(opts.outDir);
   await checkOutputFolder(outDir, { flag: '--out', force: opts.overwrite });
@@ -270,12 +242,4 @@ export async function writeSynthCheckpoint(
 /** Shard paths may come back absolute or relative to the folder; report them relative. */
 function relativeTo(dir: string, file: string): string {
   return file.startsWith(dir + '/') ? file.slice(dir.length + 1) : file;
-}
-
-function cfgInt(c: RawConfig, key: string): number {
-  const v = c[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new ArchitectureError('SYNTH_CONFIG', `config.${key} = ${JSON.stringify(v)} is not a positive integer`, { where: 'config.json' });
-  }
-  return v;
 }

@@ -1,6 +1,8 @@
 // The `tiny` scale of a synthetic checkpoint: a real Phi config.json shrunk to 2 small layers (0.1–1.3 M parameters)
 // while keeping its keys and its features (GQA ratio, partial rotary, LongRoPE factors, sliding window, tying).
+import { parseHfConfig } from '../checkpoint/hf-config.js';
 import { ArchitectureError } from '../util/errors.js';
+import { parseArchConfig } from './index.js';
 
 /** A config.json as parsed JSON, with exactly the keys transformers wrote. */
 export type RawConfig = Record<string, unknown>;
@@ -12,7 +14,7 @@ export const TINY = {
   intermediate: 128,
   /**
    * Head sizes are multiples of this, and so are rotary dims: onnxruntime's GroupQueryAttention needs head_size and
-   * rotary_dim multiples of 16 (src/arch/blocks.ts checks it), as every real Phi has; a tiny model must build too.
+   * rotary_dim multiples of 16 (src/arch/blocks.ts rotaryPlacement), as every real Phi has; a tiny model must build too.
    */
   headDimMultiple: 16,
   /** Context of tiny models without LongRoPE. */
@@ -25,52 +27,29 @@ export const TINY = {
   longRopeMax: 128,
 } as const;
 
-/** The architectures synth can fill with weights. */
-export const SYNTH_ARCHITECTURES = ['Phi3ForCausalLM', 'PhiForCausalLM'] as const;
-export type SynthArchitecture = (typeof SYNTH_ARCHITECTURES)[number];
-
-export function architectureOf(config: RawConfig, where: string): SynthArchitecture {
-  const arch = Array.isArray(config.architectures) ? (config.architectures[0] as string) : undefined;
-  if (!arch || !(SYNTH_ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new ArchitectureError('SYNTH_ARCH', `architecture ${arch ?? '(none)'} cannot be synthesized`, {
-      where,
-      fix: `synth supports ${SYNTH_ARCHITECTURES.join(', ')}`,
-    });
-  }
-  return arch as SynthArchitecture;
-}
-
-/** transformers' default partial_rotary_factor when the key is absent: 0.5 for PhiConfig, 1.0 for Phi3Config. */
-export function partialRotaryFactor(config: RawConfig, arch: SynthArchitecture): number {
-  const v = config.partial_rotary_factor;
-  if (typeof v === 'number') return v;
-  return arch === 'PhiForCausalLM' ? 0.5 : 1.0;
-}
-
 /**
  * Shrinks a real config to the tiny scale. Every key of the real config is kept (and no key added); sizes shrink,
  * token ids are remapped into the tiny vocabulary, LongRoPE factor lists are resampled to the new rotary_dim/2.
  */
 export function tinyConfig(real: RawConfig, preset: string): RawConfig {
-  const arch = architectureOf(real, `preset ${preset}`);
+  // The family's schema gives what config.json leaves to defaults (partial_rotary_factor: 0.5 for PhiConfig, 1.0 for
+  // Phi3Config); the shrinking itself edits the real keys and adds none.
+  const { config: parsed } = parseArchConfig(parseHfConfig(real, `preset ${preset}`));
   const out: RawConfig = structuredClone(real);
   const set = (key: string, value: unknown) => {
     if (key in real) out[key] = value;
   };
 
   // Heads: keep the query/KV ratio (24/8 → 6/2), with at least two KV heads when heads are grouped so a wrong
-  // head-to-group mapping changes the output.
-  const heads = int(real, 'num_attention_heads', preset);
-  const kvHeads = typeof real.num_key_value_heads === 'number' ? real.num_key_value_heads : heads;
-  if (heads % kvHeads !== 0) throw badConfig(preset, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
-  const group = heads / kvHeads;
+  // head-to-group mapping changes the output. (The schema checked that the ratio is whole.)
+  const group = int(real, 'num_attention_heads', preset) / parsed.num_key_value_heads;
   const tinyKv = group === 1 ? 4 : 2;
   const tinyHeads = tinyKv * group;
 
   // Head size: the smallest multiple of 16 whose rotary part (head_dim × partial_rotary_factor) is exactly a
   // multiple of 16, so the rotary split is the real model's and the graph builder accepts it (0.75 → 64/48,
   // 0.4 → 80/32, 0.5 → 32/16, 1.0 → 16/16).
-  const prf = partialRotaryFactor(real, arch);
+  const prf = parsed.partial_rotary_factor;
   const headDim = tinyHeadDim(prf, preset);
   const hidden = tinyHeads * headDim;
 

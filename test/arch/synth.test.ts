@@ -5,10 +5,13 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseArchConfig } from '../../src/arch/index.js';
+import { matchTensors } from '../../src/arch/tensor-map.js';
+import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
 import { Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { KNOWN_CONFIG_NAMES, KNOWN_GENERATION_CONFIGS, knownConfig } from '../../src/checkpoint/known-configs.js';
 import { planShards } from '../../src/checkpoint/safetensors-writer.js';
-import { mapTokenIds, resampleFactors, tinyWindow } from '../../src/checkpoint/synth-presets.js';
+import { mapTokenIds, resampleFactors, tinyWindow } from '../../src/arch/synth-presets.js';
 import {
   planSize,
   planTensors,
@@ -16,7 +19,7 @@ import {
   synthConfig,
   synthTensor,
   writeSynthCheckpoint,
-} from '../../src/checkpoint/synth.js';
+} from '../../src/arch/synth.js';
 import { main } from '../../src/cli/main.js';
 import { float32ToBfloat16Bits } from '../../src/onnx/tensor.js';
 import { UsageError } from '../../src/util/errors.js';
@@ -125,7 +128,7 @@ describe.each(KNOWN_CONFIG_NAMES.map((p) => [p]))('synth %s --scale tiny', (pres
   it('writes config.json, generation_config.json and one fp32 model.safetensors', async () => {
     expect((await readdir(dir)).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
     const ckpt = await Checkpoint.open(dir);
-    expect(ckpt.config.arch).toBe(real.model_type === 'phi3' ? 'phi3' : 'phi');
+    expect(parseArchConfig(ckpt.config).spec.genaiType).toBe(real.model_type === 'phi3' ? 'phi3' : 'phi');
     expect(new Set(ckpt.tensorNames().map((n) => ckpt.entry(n).dtype))).toEqual(new Set(['F32']));
     await ckpt.close();
   });
@@ -146,8 +149,7 @@ describe.each(KNOWN_CONFIG_NAMES.map((p) => [p]))('synth %s --scale tiny', (pres
 
   it('has head size and rotary dim multiples of 16, as onnxruntime GroupQueryAttention needs', async () => {
     const ckpt = await Checkpoint.open(dir);
-    const c = ckpt.config;
-    if (c.arch === 'generic') throw new Error('parsed as generic');
+    const c = parseArchConfig(ckpt.config).config;
     expect(c.head_dim % 16).toBe(0);
     expect(c.rotary_dim % 16).toBe(0);
     await ckpt.close();
@@ -281,6 +283,38 @@ describe('synth weights', () => {
       expect(Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).equals(Buffer.from(float32ToBfloat16Bits(ref.tensors.get(name)!).buffer)), name).toBe(true);
     }
     await bf.close();
+  });
+});
+
+describe('synth plans from the family spec', () => {
+  it('every planned tensor is a row of its family\'s table, with that row\'s shape and kind, in table order per layer', () => {
+    for (const preset of KNOWN_CONFIG_NAMES) {
+      const raw = synthConfig(preset, 'tiny');
+      const { spec, config } = parseArchConfig(parseHfConfig(raw, 'config.json'));
+      const decoder = spec.decoder(config);
+      const matched = matchTensors(config.architecture, spec.tensorMap, planTensors(raw).map((t) => t.name));
+      for (const [i, t] of planTensors(raw).entries()) {
+        const { rule } = matched[i]!;
+        expect(t.shape, t.name).toEqual(rule.shape!.map((d) => d.size(decoder)));
+        expect(t.init, t.name).toBe(rule.init);
+        expect(rule.role, t.name).not.toBeNull();
+      }
+      const layer0 = matched.filter((m) => m.layer === 0).map((m) => spec.tensorMap.indexOf(m.rule));
+      expect(layer0).toEqual([...layer0].sort((a, b) => a - b));
+    }
+  });
+
+  it('a config that names only model_type plans as its family; one no family parses is refused, listing the supported ones', () => {
+    const { architectures: _a, ...byType } = synthConfig('phi-2', 'tiny');
+    expect(planTensors(byType)).toEqual(planTensors(synthConfig('phi-2', 'tiny')));
+    const llama = { ...synthConfig('phi-2', 'tiny'), architectures: ['LlamaForCausalLM'] };
+    expect(() => planTensors(llama)).toThrow(expect.objectContaining({ code: 'ARCH_UNSUPPORTED' }));
+    expect(() => planTensors(llama)).toThrow(/LlamaForCausalLM is not supported[\s\S]*Phi3ForCausalLM, PhiForCausalLM/);
+  });
+
+  it('config.json values the family schema refuses are refused with the field named', () => {
+    const bad = { ...synthConfig('phi-4-mini', 'tiny'), num_key_value_heads: 5 };
+    expect(() => planTensors(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', where: 'num_key_value_heads' }));
   });
 });
 
