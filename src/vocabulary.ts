@@ -78,6 +78,8 @@ export type ToolQuantizeMode = (typeof TOOL_QUANTIZE_MODES)[number];
 export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 export type BlockSize = (typeof BLOCK_SIZES)[number];
 export const BLOCK_SIZE_RULE = 'a power of two in 16..256';
+/** The sizes as a sentence: `16, 32, 64, 128 or 256`. */
+export const BLOCK_SIZE_LIST = `${BLOCK_SIZES.slice(0, -1).join(', ')} or ${BLOCK_SIZES[BLOCK_SIZES.length - 1]}`;
 
 /** Not a type guard on purpose: recipe and option types keep `number` (a block size is a number, checked by value). */
 export function isBlockSize(n: number): boolean {

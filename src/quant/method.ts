@@ -3,8 +3,8 @@
 import { QuantizationError } from '../util/errors.js';
 import {
   ACCURACY_LEVEL_RULE,
+  BLOCK_SIZE_LIST,
   BLOCK_SIZE_RULE,
-  BLOCK_SIZES,
   isAccuracyLevel,
   isBlockSize,
   isOneOf,
@@ -53,7 +53,7 @@ export function validateMethod(m: MethodOptions, where: string): void {
   if (m.algo !== undefined && !isOneOf(QUANT_ALGOS, m.algo)) throw bad(`unknown algorithm ${m.algo}`, `use one of ${QUANT_ALGOS.join(', ')}`);
   const bs = m.blockSize;
   if (bs !== undefined && !isBlockSize(bs)) {
-    throw bad(`block size ${bs} is not ${BLOCK_SIZE_RULE}`, `MatMulNBits needs ${BLOCK_SIZES.slice(0, -1).join(', ')} or ${BLOCK_SIZES.at(-1)}`);
+    throw bad(`block size ${bs} is not ${BLOCK_SIZE_RULE}`, `MatMulNBits needs ${BLOCK_SIZE_LIST}`);
   }
   const al = m.accuracyLevel;
   if (al !== undefined && !isAccuracyLevel(al)) {

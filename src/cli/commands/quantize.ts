@@ -3,6 +3,7 @@
 // rtn / hqq / gptq / awq and optional mixed precision under a bits-per-weight budget (--bits-budget).
 import { UsageError } from '../../util/errors.js';
 import {
+  BLOCK_SIZE_LIST,
   CALIBRATED_ALGOS,
   EMBEDDINGS_MODES,
   HIGH_SCHEMES,
@@ -71,7 +72,7 @@ const options = {
     describe:
       'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations; awq: activation-aware input scaling from --calib activations',
   },
-  'block-size': { type: 'number', default: QUANT_DEFAULTS.blockSize, describe: 'values per block along K: 16, 32, 64, 128 or 256' },
+  'block-size': { type: 'number', default: QUANT_DEFAULTS.blockSize, describe: `values per block along K: ${BLOCK_SIZE_LIST}` },
   asym: { type: 'boolean', default: QUANT_DEFAULTS.asym, describe: 'store per-block zero points (int4/int8)' },
   'accuracy-level': { type: 'number', default: QUANT_DEFAULTS.accuracyLevel, describe: 'MatMulNBits accuracy_level: 4 = int8 activations (CPU/mobile), 0 = unset (CUDA)' },
   exclude: { type: 'string', array: true, default: [], describe: 'node-name pattern to leave in float: glob (* matches /) or /regex/; repeatable' },
