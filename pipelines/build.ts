@@ -19,6 +19,7 @@ import { getArchitecture } from '../src/arch/index.js';
 import type { TargetId } from '../src/recipes/schema.js';
 import type { ExternalToolInfo } from '../src/external/index.js';
 import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
+import type { Builder, Precision } from '../src/vocabulary.js';
 
 export type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
 
@@ -27,7 +28,7 @@ export interface BuildRequest {
   spec: string;
   targets?: TargetId[];
   /** fp32|fp16 (activations, no quantization) or int4|int8|ternary (scheme for every target). */
-  precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
+  precision?: Precision;
   /** Where finished packages are published (<out>/<model>-<target>); default artifacts/packages. */
   out?: string;
   /** Replace a published folder that holds files other than a previous package's. */
@@ -36,7 +37,7 @@ export interface BuildRequest {
   artifacts?: string;
   hubToken?: string;
   /** Overrides the recipe's builder for this build. */
-  builder?: 'native' | 'genai' | 'olive';
+  builder?: Builder;
   /** Python interpreter for external builders (default PHI_FORGE_PYTHON, then PATH). */
   python?: string;
   quiet?: boolean;

@@ -12,7 +12,6 @@ import type { CompareReport, CompareRow, CompareStage } from '../src/compare/com
 import { paretoFront } from '../src/compare/pareto.js';
 import type { SpeedOptions } from '../src/compare/speed.js';
 import { checkGates } from '../src/eval/gates.js';
-import { algoNames } from '../src/quant/method.js';
 import { writeFileAtomic } from '../src/util/atomic-fs.js';
 import { isPhiForgeError, UsageError, type PhiForgeError } from '../src/util/errors.js';
 import { checkWorkFolder } from '../src/util/output-path.js';
@@ -68,16 +67,6 @@ export async function compare(req: CompareRequest): Promise<CompareReport> {
     const target = variantTarget(base, scheme);
     const row: CompareRow = { scheme: scheme.name, ok: false, precision: target.precision, quantization: target.quant };
     rows.push(row);
-    const missing = scheme.quant && !(algoNames as readonly string[]).includes(scheme.quant.algo);
-    if (missing) {
-      row.failure = {
-        stage: 'quantize',
-        code: 'QUANT_ALGO_UNAVAILABLE',
-        message: `the quantizer has no ${scheme.quant!.algo} algorithm (it has ${algoNames.join(', ')})`,
-      };
-      log(`  ✖ ${scheme.name}: ${row.failure.message}`);
-      continue;
-    }
     let step = 'build';
     try {
       const variant: BuildSpec = { ...spec, recipe: { ...spec.recipe, targets: [target], validation, gates: undefined } };

@@ -2,12 +2,12 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isPhiForgeError, UsageError } from '../util/errors.js';
-import { jsonWasPrinted, printJson, type CommandSpec, type GlobalOptions } from './command.js';
+import { jsonWasPrinted, printJson, type GlobalOptions } from './command.js';
 import { commands } from './commands/index.js';
 
 /** Builds the yargs parser for argv (exported for tests). */
 export function parseCli(argv: string[]) {
-  let y = yargs(argv)
+  let y: Argv<GlobalOptions> = yargs(argv)
     .scriptName('pnpm pipeline')
     .option('verbose', { type: 'boolean', default: false, describe: 'print stack traces and debug details' })
     .strict()
@@ -17,18 +17,8 @@ export function parseCli(argv: string[]) {
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
-    }) as unknown as Argv<GlobalOptions>;
-  for (const c of commands as CommandSpec<object>[]) {
-    y = y.command({
-      command: c.command,
-      describe: c.describe,
-      builder: c.builder as never,
-      handler: async (args: unknown) => {
-        const code = await c.run(args as never);
-        if (typeof code === 'number') process.exitCode = code;
-      },
     });
-  }
+  for (const c of commands) y = c.register(y);
   return y;
 }
 

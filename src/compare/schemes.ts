@@ -4,12 +4,21 @@
 //   name   = quantized | baseline
 //   quantized = ("int4" | "int8" | "ternary") ["-" algo] ["-b" block] ["-asym"]     algo: rtn (default) hqq gptq awq
 //   baseline  = "none" (the target's own activations) | "fp32" | "fp16"              (not quantized)
-import type { QuantOptions, RecipeTarget } from '../recipes/schema.js';
-import { defaultQuant } from '../pipeline/build-spec.js';
+import { defaultQuant, type QuantOptions, type RecipeTarget } from '../recipes/schema.js';
 import { UsageError } from '../util/errors.js';
-
-export type QuantScheme = 'int4' | 'int8' | 'ternary';
-export type QuantAlgo = 'rtn' | 'hqq' | 'gptq' | 'awq';
+import {
+  ACTIVATION_PRECISIONS,
+  BLOCK_SIZE_RULE,
+  isActivationPrecision,
+  isBlockSize,
+  isOneOf,
+  QUANT_ALGOS,
+  QUANT_DEFAULTS,
+  QUANT_SCHEMES,
+  type ActivationPrecision,
+  type QuantAlgo,
+  type QuantScheme,
+} from '../vocabulary.js';
 
 export interface Scheme {
   /** As written on the command line (lower-cased): the row label and the package folder name. */
@@ -19,15 +28,15 @@ export interface Scheme {
   /** The quantization; null for the unquantized baseline. */
   quant: { scheme: QuantScheme; algo: QuantAlgo; block_size: number; asym: boolean } | null;
   /** Activations a baseline name asks for (fp32, fp16); otherwise the target's default. */
-  precision?: 'fp32' | 'fp16';
+  precision?: ActivationPrecision;
 }
 
-const SCHEMES: readonly QuantScheme[] = ['int4', 'int8', 'ternary'];
-const ALGOS: readonly QuantAlgo[] = ['rtn', 'hqq', 'gptq', 'awq'];
-const BASELINES = ['none', 'fp32', 'fp16'] as const;
-const DEFAULT_BLOCK = 32;
+// Every scheme and algorithm name comes from the vocabulary, so a compare name means what a recipe's quant means.
+const BASELINES = ['none', ...ACTIVATION_PRECISIONS] as const;
 
-const GRAMMAR = 'int4|int8|ternary, optionally -rtn|-hqq|-gptq|-awq, -b<16..256>, -asym (e.g. int4-gptq-b64); or fp32, fp16, none';
+const GRAMMAR =
+  `${QUANT_SCHEMES.join('|')}, optionally ${QUANT_ALGOS.map((a) => `-${a}`).join('|')}, -b<16..256>, -asym (e.g. int4-gptq-b64); ` +
+  `or ${ACTIVATION_PRECISIONS.join(', ')}, none`;
 
 export function parseScheme(raw: string): Scheme {
   const name = raw.trim().toLowerCase();
@@ -35,25 +44,25 @@ export function parseScheme(raw: string): Scheme {
     new UsageError(`scheme "${raw}": ${why}`, { code: 'COMPARE_SCHEME', where: '--schemes', fix: `write schemes as ${GRAMMAR}` });
   if (!/^[a-z0-9-]+$/.test(name)) throw bad('only letters, digits and "-" are allowed');
   const [head, ...rest] = name.split('-');
-  if ((BASELINES as readonly string[]).includes(head)) {
+  if (isOneOf(BASELINES, head)) {
     if (rest.length) throw bad(`the unquantized baseline takes no suffixes (${rest.join('-')})`);
-    const precision = head === 'none' ? undefined : (head as 'fp32' | 'fp16');
+    const precision = isActivationPrecision(head) ? head : undefined;
     return { name, canonical: head, quant: null, precision };
   }
-  if (!(SCHEMES as readonly string[]).includes(head)) throw bad(`unknown scheme ${head}`);
-  const scheme = head as QuantScheme;
+  if (!isOneOf(QUANT_SCHEMES, head)) throw bad(`unknown scheme ${head}`);
+  const scheme = head;
   let algo: QuantAlgo | undefined;
   let block: number | undefined;
   let asym = false;
   for (const [i, part] of rest.entries()) {
-    if ((ALGOS as readonly string[]).includes(part)) {
+    if (isOneOf(QUANT_ALGOS, part)) {
       // The algorithm comes first, right after the scheme, so each name has one spelling order.
       if (i !== 0) throw bad(`the algorithm (${part}) must follow the scheme directly`);
-      algo = part as QuantAlgo;
+      algo = part;
     } else if (/^b\d+$/.test(part)) {
       if (block !== undefined) throw bad('the block size is given twice');
       block = Number(part.slice(1));
-      if (!(block >= 16 && block <= 256 && (block & (block - 1)) === 0)) throw bad(`block size ${block} is not a power of two in 16..256`);
+      if (!isBlockSize(block)) throw bad(`block size ${block} is not ${BLOCK_SIZE_RULE}`);
     } else if (part === 'asym') {
       if (asym) throw bad('-asym is given twice');
       // Ternary codes have a fixed zero point (2); the quantizer would ignore the flag, so refuse it here.
@@ -63,7 +72,7 @@ export function parseScheme(raw: string): Scheme {
       throw bad(`unknown part "${part}"`);
     }
   }
-  const quant = { scheme, algo: algo ?? 'rtn', block_size: block ?? DEFAULT_BLOCK, asym };
+  const quant = { scheme, algo: algo ?? QUANT_DEFAULTS.algo, block_size: block ?? QUANT_DEFAULTS.blockSize, asym };
   return { name, canonical: [scheme, quant.algo, `b${quant.block_size}`, ...(asym ? ['asym'] : [])].join('-'), quant };
 }
 

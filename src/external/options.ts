@@ -2,7 +2,7 @@
 // builder, keys meant for the other builder ignored (so `--builder` can switch a recipe between them).
 import { z } from 'zod';
 import { RecipeError } from '../util/errors.js';
-import type { ExternalBuilderKind } from './requirements.js';
+import { TOOL_QUANTIZE_MODES, type ExternalBuilderKind } from '../vocabulary.js';
 
 /** onnxruntime-genai `--extra_options KEY=VALUE` values (and Olive ModelBuilder `extra_options`). */
 const ExtraOptionsSchema = z.record(
@@ -16,7 +16,7 @@ const common = {
    * Who quantizes when the target has a quant scheme: `tool` (the builder's own int4 RTN quantizer), `native` (the
    * tool writes fp32/fp16 and our quantize pass runs on it), `auto` (tool for int4, native for int8/ternary).
    */
-  quantize: z.enum(['auto', 'tool', 'native']).default('auto'),
+  quantize: z.enum(TOOL_QUANTIZE_MODES).default('auto'),
   /** Keep the tool's raw output folder (`.external/` in the stage folder) for inspection. */
   keep_output: z.boolean().default(false),
   /** Extra options passed through as they are (they win over the ones mapped from the recipe). */

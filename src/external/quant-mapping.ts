@@ -3,7 +3,7 @@
 // silently dropped.
 import type { QuantOptions } from '../recipes/schema.js';
 import { ExternalToolError } from '../util/errors.js';
-import type { ExternalBuilderKind } from './requirements.js';
+import type { ActivationPrecision, ExternalBuilderKind, ToolQuantizeMode } from '../vocabulary.js';
 
 /** The recipe's quant options as the build plan carries them (accuracy_level filled in from the target). */
 export type RecipeQuant = QuantOptions & { accuracy_level?: number };
@@ -34,17 +34,17 @@ export interface QuantDecision {
   /** True when the tool writes the quantized model; false when it writes floats (and our pass may quantize). */
   byTool: boolean;
   /** `-p` / ModelBuilder precision. */
-  precision: 'int4' | 'fp32' | 'fp16';
+  precision: 'int4' | ActivationPrecision;
   tool?: ToolQuant;
 }
 
 export interface DecideQuantInput {
   kind: ExternalBuilderKind;
   /** The plan's activation precision. */
-  precision: 'fp32' | 'fp16';
+  precision: ActivationPrecision;
   quant?: RecipeQuant;
   /** builder_options.quantize. */
-  who: 'auto' | 'tool' | 'native';
+  who: ToolQuantizeMode;
   /** Algorithms the chosen tool path implements (the builder itself: rtn only). */
   algos?: readonly QuantOptions['algo'][];
   /** The checkpoint's tie_word_embeddings (Phi-4-mini: true): decides how `embeddings` maps. */

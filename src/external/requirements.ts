@@ -1,9 +1,11 @@
 // What each external builder needs from its Python environment (packages, oldest versions we drive) and the one
 // pip command that installs what is missing.
 import type { TargetId } from '../target/types.js';
+import type { ExternalBuilderKind } from '../vocabulary.js';
 import type { PackageQuery, PythonProbe } from './python.js';
 
-export type ExternalBuilderKind = 'genai' | 'olive';
+// The builder names live in the vocabulary; re-exported for the external modules that import them from here.
+export type { ExternalBuilderKind };
 
 export interface Requirement extends PackageQuery {
   /** Distribution to pip-install (may depend on the target: the CUDA and DirectML builds are separate wheels). */

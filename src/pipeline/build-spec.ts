@@ -3,8 +3,9 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { findRecipe, listRecipes, loadRecipeFile, parseRecipe } from '../recipes/load.js';
-import type { Recipe, RecipeTarget, TargetId } from '../recipes/schema.js';
+import { defaultQuant, type Recipe, type RecipeTarget, type TargetId } from '../recipes/schema.js';
 import { RecipeError } from '../util/errors.js';
+import { isActivationPrecision, type Builder, type Precision } from '../vocabulary.js';
 
 export interface BuildSpec {
   recipe: Recipe & { name: string };
@@ -16,8 +17,8 @@ export interface BuildSpec {
 
 export interface SpecOverrides {
   targets?: TargetId[];
-  builder?: 'native' | 'genai' | 'olive';
-  precision?: 'fp32' | 'fp16' | 'int4' | 'int8' | 'ternary';
+  builder?: Builder;
+  precision?: Precision;
 }
 
 const HUB_ID = /^[\w.-]+\/[\w.-]+$/;
@@ -60,7 +61,7 @@ function applyOverrides(recipe: Recipe & { name: string }, o: SpecOverrides): Re
   if (o.targets?.length) {
     targets = [...new Set(o.targets)].map((id) => recipe.targets.find((t) => t.target === id) ?? { target: id });
   }
-  if (o.precision === 'fp32' || o.precision === 'fp16') {
+  if (isActivationPrecision(o.precision)) {
     const precision = o.precision;
     targets = targets.map((t) => ({ ...t, precision, quant: { ...(t.quant ?? defaultQuant()), scheme: 'none' as const } }));
   } else if (o.precision) {
@@ -68,19 +69,4 @@ function applyOverrides(recipe: Recipe & { name: string }, o: SpecOverrides): Re
     targets = targets.map((t) => ({ ...t, quant: { ...(t.quant ?? defaultQuant()), scheme } }));
   }
   return { ...recipe, targets, builder: o.builder ?? recipe.builder };
-}
-
-/** The quantization a target gets when its recipe entry says nothing: int4 RTN, block 32 (DESIGN.md, issue 8). */
-export function defaultQuant(): NonNullable<RecipeTarget['quant']> {
-  return {
-    scheme: 'int4',
-    algo: 'rtn',
-    block_size: 32,
-    asym: false,
-    exclude: [],
-    overrides: [],
-    embeddings: 'tied',
-    high_scheme: 'int8',
-    ternary_granularity: 'block',
-  };
 }

@@ -1,9 +1,8 @@
 // One target's build plan: the target object, activation precision, quantization (with the target's defaults filled
 // in), gates and size budget — decided once from the recipe, so stages never re-read recipe fields.
 import { DataType } from '../onnx/dtype.js';
-import type { Gates, QuantOptions, Recipe, RecipeTarget } from '../recipes/schema.js';
+import { defaultQuant, type Gates, type QuantOptions, type Recipe, type RecipeTarget } from '../recipes/schema.js';
 import { getTarget, type Target } from '../target/index.js';
-import { defaultQuant } from './build-spec.js';
 
 export interface TargetPlan {
   target: Target;

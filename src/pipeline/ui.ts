@@ -11,20 +11,24 @@ export function isPlainOutput(): boolean {
 /** A task list with the renderer chosen for the output: spinners on a TTY, plain lines otherwise. */
 export function taskList<Ctx>(tasks: ListrTask<Ctx>[], opts: { quiet?: boolean } = {}): Listr<Ctx> {
   const plain = isPlainOutput();
-  // Both renderers write through this logger; its process output sends "stdout" to stderr too.
+  // Both renderers write through this logger; its process output sends "stdout" to stderr too (listr2 reads the
+  // process output from the logger only).
   const processOutput = new ProcessOutput(process.stderr, process.stderr);
   const logger = new ListrLogger({ useIcons: true, processOutput });
+  // The renderer is picked by conditions, not by a renderer value chosen at run time: listr2 types a Listr by its one
+  // primary renderer, so the conditions keep that type `default` (spinners) with `simple` as the fallback.
   return new Listr<Ctx>(tasks, {
     concurrent: false,
     exitOnError: true,
     // We handle SIGINT ourselves (abort signal → stages stop, children are killed, temp folders removed).
     registerSignalListeners: false,
-    renderer: opts.quiet ? 'silent' : plain ? 'simple' : 'default',
+    renderer: 'default',
     fallbackRenderer: 'simple',
+    silentRendererCondition: opts.quiet === true,
+    fallbackRendererCondition: plain,
     rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER, showErrorMessage: false, logger },
     fallbackRendererOptions: { timer: PRESET_TIMER, logger },
-    processOutput,
-  } as never);
+  });
 }
 
 /** One line describing a stage's progress, e.g. `1.20 GB / 7.70 GB (16%) model.layers.3...`. */

@@ -7,21 +7,19 @@ import { gptqQuantize } from './algorithms/gptq.js';
 import { hqqQuantize } from './algorithms/hqq.js';
 import { rtnQuantize } from './algorithms/rtn.js';
 import { findNonFinite, type PackedWeight, type QuantReport, type RowPadding, type WeightLayout, type WeightMatrix } from './formats/block.js';
-import type { SchemeName } from './formats/codec.js';
-
-/** `awq` weights arrive already scaled by the AWQ pass (quant:awq-scale), so their kernel is RTN. */
-export type AlgoName = 'rtn' | 'hqq' | 'gptq' | 'awq';
+import type { QuantAlgo, QuantScheme, TernaryGranularity } from '../vocabulary.js';
 
 /** How one weight is quantized. */
 export interface QuantMethod {
-  scheme: SchemeName;
-  algo: AlgoName;
+  scheme: QuantScheme;
+  /** `awq` weights arrive already scaled by the AWQ pass (quant:awq-scale), so their kernel is RTN. */
+  algo: QuantAlgo;
   blockSize: number;
   /** No stored zero points (int4/int8 RTN); HQQ is always asymmetric, ternary always has zero point 2. */
   symmetric: boolean;
   padding: RowPadding;
   /** Ternary only: one scale per block or per row. */
-  ternaryScope?: 'block' | 'row';
+  ternaryScope?: TernaryGranularity;
   /** GPTQ only. */
   gptq?: { damp?: number; actOrder?: boolean };
 }

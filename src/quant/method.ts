@@ -1,28 +1,35 @@
 // Quantization options shared by the passes: defaults, validation, per-node overrides by name pattern, and the
 // per-node schemes a mixed-precision plan hands to the passes after it.
 import { QuantizationError } from '../util/errors.js';
-import type { SchemeName } from './formats/codec.js';
-import { schemeNames } from './formats/index.js';
-import type { AlgoName, QuantMethod } from './kernel.js';
+import {
+  ACCURACY_LEVEL_RULE,
+  BLOCK_SIZE_LIST,
+  BLOCK_SIZE_RULE,
+  isAccuracyLevel,
+  isBlockSize,
+  isOneOf,
+  QUANT_ALGOS,
+  QUANT_DEFAULTS,
+  QUANT_SCHEMES,
+  type QuantAlgo,
+  type QuantScheme,
+  type TernaryGranularity,
+} from '../vocabulary.js';
+import type { QuantMethod } from './kernel.js';
 import type { PassContext } from './pass.js';
 import { compilePattern, PatternSet } from './patterns.js';
 
-export const algoNames: readonly AlgoName[] = ['rtn', 'hqq', 'gptq', 'awq'];
-
-/** Algorithms that need calibration activations. */
-export const calibratedAlgos: readonly AlgoName[] = ['gptq', 'awq'];
-
 /** What a node is quantized with; every field optional in options and overrides. */
 export interface MethodOptions {
-  scheme?: SchemeName;
-  algo?: AlgoName;
+  scheme?: QuantScheme;
+  algo?: QuantAlgo;
   /** Values per block along K: a power of two, 16..256. Default 32. */
   blockSize?: number;
   /** Asymmetric: store per-block zero points (int4/int8 RTN). Default false. */
   asym?: boolean;
   /** MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations. Default 4. */
   accuracyLevel?: number;
-  ternaryScope?: 'block' | 'row';
+  ternaryScope?: TernaryGranularity;
   /** GPTQ: damping as a fraction of mean diag(H) (default 0.01) and activation order (default true). */
   gptqDamp?: number;
   gptqActOrder?: boolean;
@@ -37,21 +44,20 @@ export interface NodeMethod extends QuantMethod {
   accuracyLevel: number;
 }
 
-const DEFAULTS = { scheme: 'int4', algo: 'rtn', blockSize: 32, asym: false, accuracyLevel: 4 } as const;
-
 export function validateMethod(m: MethodOptions, where: string): void {
   const bad = (msg: string, fix: string) => new QuantizationError('QUANT_OPTIONS', msg, { where, fix });
-  if (m.scheme !== undefined && !schemeNames.includes(m.scheme)) {
-    throw bad(`unknown scheme ${m.scheme}`, `use one of ${schemeNames.join(', ')}`);
+  // Library callers (and files read without a schema) can pass any string: checked against the vocabulary here.
+  if (m.scheme !== undefined && !isOneOf(QUANT_SCHEMES, m.scheme)) {
+    throw bad(`unknown scheme ${m.scheme}`, `use one of ${QUANT_SCHEMES.join(', ')}`);
   }
-  if (m.algo !== undefined && !algoNames.includes(m.algo)) throw bad(`unknown algorithm ${m.algo}`, `use one of ${algoNames.join(', ')}`);
+  if (m.algo !== undefined && !isOneOf(QUANT_ALGOS, m.algo)) throw bad(`unknown algorithm ${m.algo}`, `use one of ${QUANT_ALGOS.join(', ')}`);
   const bs = m.blockSize;
-  if (bs !== undefined && (!Number.isInteger(bs) || bs < 16 || bs > 256 || (bs & (bs - 1)) !== 0)) {
-    throw bad(`block size ${bs} is not a power of two in 16..256`, 'MatMulNBits needs 16, 32, 64, 128 or 256');
+  if (bs !== undefined && !isBlockSize(bs)) {
+    throw bad(`block size ${bs} is not ${BLOCK_SIZE_RULE}`, `MatMulNBits needs ${BLOCK_SIZE_LIST}`);
   }
   const al = m.accuracyLevel;
-  if (al !== undefined && (!Number.isInteger(al) || al < 0 || al > 4)) {
-    throw bad(`accuracy level ${al} is not 0..4`, '0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)');
+  if (al !== undefined && !isAccuracyLevel(al)) {
+    throw bad(`accuracy level ${al} is not 0..4`, ACCURACY_LEVEL_RULE);
   }
   if (m.algo && m.algo !== 'rtn' && m.scheme === 'ternary') {
     throw bad(`${m.algo.toUpperCase()} has no ternary variant`, 'use --algo rtn with --scheme ternary');
@@ -69,7 +75,7 @@ export class MethodResolver {
   constructor(
     private readonly base: MethodOptions,
     overrides: readonly Override[] = [],
-    private readonly planned?: ReadonlyMap<string, SchemeName>,
+    private readonly planned?: ReadonlyMap<string, QuantScheme>,
   ) {
     validateMethod(base, 'options');
     // Overrides are checked as they apply: merged over the base options.
@@ -87,15 +93,15 @@ export class MethodResolver {
     const p = this.patterns.match(name);
     const o: MethodOptions = p ? this.overrides.find((x) => x.pattern === p.source)! : {};
     const pick = <K extends keyof MethodOptions>(k: K) => (o[k] ?? this.base[k]) as MethodOptions[K];
-    const scheme = o.scheme ?? this.planned?.get(name) ?? this.base.scheme ?? DEFAULTS.scheme;
-    const algo = pick('algo') ?? DEFAULTS.algo;
+    const scheme = o.scheme ?? this.planned?.get(name) ?? this.base.scheme ?? QUANT_DEFAULTS.scheme;
+    const algo = pick('algo') ?? QUANT_DEFAULTS.algo;
     return {
       scheme,
       algo,
-      blockSize: pick('blockSize') ?? DEFAULTS.blockSize,
-      symmetric: algo === 'hqq' ? false : scheme === 'ternary' ? true : !(pick('asym') ?? DEFAULTS.asym),
+      blockSize: pick('blockSize') ?? QUANT_DEFAULTS.blockSize,
+      symmetric: algo === 'hqq' ? false : scheme === 'ternary' ? true : !(pick('asym') ?? QUANT_DEFAULTS.asym),
       padding,
-      accuracyLevel: pick('accuracyLevel') ?? DEFAULTS.accuracyLevel,
+      accuracyLevel: pick('accuracyLevel') ?? QUANT_DEFAULTS.accuracyLevel,
       ternaryScope: pick('ternaryScope'),
       gptq: algo === 'gptq' ? { damp: pick('gptqDamp'), actOrder: pick('gptqActOrder') } : undefined,
     };
@@ -115,11 +121,11 @@ export class MethodResolver {
 /** Where the mixed-precision pass leaves its plan (node name → scheme) for the passes after it. */
 const PLAN_KEY = 'plannedSchemes';
 
-export function plannedSchemes(ctx: PassContext): ReadonlyMap<string, SchemeName> | undefined {
-  return ctx.shared.get(PLAN_KEY) as ReadonlyMap<string, SchemeName> | undefined;
+export function plannedSchemes(ctx: PassContext): ReadonlyMap<string, QuantScheme> | undefined {
+  return ctx.shared.get(PLAN_KEY) as ReadonlyMap<string, QuantScheme> | undefined;
 }
 
-export function setPlannedSchemes(ctx: PassContext, plan: ReadonlyMap<string, SchemeName>): void {
+export function setPlannedSchemes(ctx: PassContext, plan: ReadonlyMap<string, QuantScheme>): void {
   ctx.shared.set(PLAN_KEY, plan);
 }
 
@@ -128,8 +134,8 @@ export function setPlannedSchemes(ctx: PassContext, plan: ReadonlyMap<string, Sc
  * in fp32 (several times slower). Measured with onnxruntime-node 1.30 on x64 (see test/quant/ort-kernels.test.ts).
  */
 export function cpuKernelWarning(m: MethodOptions): string | undefined {
-  if ((m.accuracyLevel ?? DEFAULTS.accuracyLevel) !== 4) return undefined;
-  const bs = m.blockSize ?? DEFAULTS.blockSize;
+  if ((m.accuracyLevel ?? QUANT_DEFAULTS.accuracyLevel) !== 4) return undefined;
+  const bs = m.blockSize ?? QUANT_DEFAULTS.blockSize;
   if (m.algo === 'hqq') return 'HQQ float zero points have no int8 kernel on CPU: accuracy_level 4 computes in fp32 there';
   if (m.scheme === 'ternary' && ![32, 64, 128].includes(bs)) {
     return `2-bit blocks of ${bs} have no int8 kernel on CPU (32, 64 and 128 do): accuracy_level 4 computes in fp32 there`;

@@ -4,8 +4,8 @@
 import type { Model } from '../onnx/ir.js';
 import type { CalibrationSource } from './calibration.js';
 import { createKernelRunner } from './kernel-pool.js';
-import type { SchemeName } from './formats/codec.js';
-import { calibratedAlgos, type MethodOptions, type Override } from './method.js';
+import { isCalibratedAlgo, QUANT_DEFAULTS, type EmbeddingsMode, type QuantScheme, type SensitivityMeasure } from '../vocabulary.js';
+import type { MethodOptions, Override } from './method.js';
 import { runPasses, step, type PassProgress, type PassReport, type PassStep } from './pass.js';
 import { awqScalePass, type AwqScaleOptions } from './passes/awq-scale.js';
 import { gatherBlockQuantizedPass } from './passes/gather-block-quantized.js';
@@ -18,9 +18,9 @@ export interface MixedOptions {
   /** Average bits per quantized MatMul weight, scales and zero points included (int4 b32 with fp32 scales is 5.0). */
   budgetBits: number;
   /** Default int8. */
-  high?: SchemeName;
+  high?: QuantScheme;
   /** How sensitivity is measured (see passes/mixed-precision.ts); default `kl` when calibration data allows. */
-  sensitivity?: 'kl' | 'output-error';
+  sensitivity?: SensitivityMeasure;
 }
 
 export interface QuantizeOptions extends MethodOptions {
@@ -32,7 +32,7 @@ export interface QuantizeOptions extends MethodOptions {
    * Embedding tables → GatherBlockQuantized: `tied` (default) only when the table is the lm_head's weight, so it is
    * stored once; `all` every constant table; `none` leaves embeddings in float.
    */
-  embeddings?: 'none' | 'tied' | 'all';
+  embeddings?: EmbeddingsMode;
   /** Calibration inputs, for GPTQ and AWQ (and mixed precision's sensitivity, which falls back to weight error). */
   calibration?: CalibrationSource;
   /** Plan per-weight schemes under a bits-per-weight budget (see MixedOptions). */
@@ -59,7 +59,7 @@ export interface QuantizeOptions extends MethodOptions {
  */
 export function wantsCalibration(o: Pick<QuantizeOptions, 'algo' | 'overrides' | 'mixed'>): boolean {
   const algos = [o.algo, ...(o.overrides ?? []).map((x) => x.algo)];
-  return o.mixed !== undefined || algos.some((a) => a !== undefined && calibratedAlgos.includes(a));
+  return o.mixed !== undefined || algos.some(isCalibratedAlgo);
 }
 
 /** The passes, in order, for these options. */
@@ -91,7 +91,7 @@ export function quantizationPasses(o: QuantizeOptions): PassStep[] {
       pieceBytes: o.pieceBytes,
     }),
   );
-  const emb = o.embeddings ?? 'tied';
+  const emb = o.embeddings ?? QUANT_DEFAULTS.embeddings;
   if (emb !== 'none') {
     steps.push(
       step(gatherBlockQuantizedPass, {

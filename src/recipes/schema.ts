@@ -2,16 +2,32 @@
 // and gated. Field names are snake_case as written in recipe files; the parsed value is the type downstream code uses.
 import { z } from 'zod';
 import { TARGET_IDS, type TargetId } from '../target/index.js';
+import {
+  ACCURACY_LEVEL_RULE,
+  ACCURACY_LEVELS,
+  ACTIVATION_PRECISIONS,
+  BUILDERS,
+  EMBEDDINGS_MODES,
+  HIGH_SCHEMES,
+  isAccuracyLevel,
+  isBlockSize,
+  QUANT_ALGOS,
+  QUANT_DEFAULTS,
+  RECIPE_SCHEMES,
+  SENSITIVITY_MEASURES,
+  TERNARY_GRANULARITIES,
+} from '../vocabulary.js';
 import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from './model-name.js';
 
 export { TARGET_IDS, type TargetId };
 
-const powerOfTwoBlock = z.number().refine((n) => Number.isInteger(n) && n >= 16 && n <= 256 && (n & (n - 1)) === 0, {
+// Names and rules come from the vocabulary (src/vocabulary.ts), so recipes, the CLI and compare accept the same ones.
+const powerOfTwoBlock = z.number().refine(isBlockSize, {
   error: (iss) => `expected a power of two ≥ 16 and ≤ 256, got ${JSON.stringify(iss.input)}`,
 });
 
-export const QuantSchemeSchema = z.enum(['none', 'int4', 'int8', 'ternary']);
-export const QuantAlgoSchema = z.enum(['rtn', 'hqq', 'gptq', 'awq']);
+export const QuantSchemeSchema = z.enum(RECIPE_SCHEMES);
+export const QuantAlgoSchema = z.enum(QUANT_ALGOS);
 
 /** Per-node override: nodes whose name matches `pattern` (glob or /regex/) get another scheme, or none. */
 const QuantOverrideSchema = z.strictObject({
@@ -23,28 +39,31 @@ const QuantOverrideSchema = z.strictObject({
 
 export const QuantSchema = z.strictObject({
   scheme: QuantSchemeSchema,
-  algo: QuantAlgoSchema.default('rtn'),
-  block_size: powerOfTwoBlock.default(32),
-  asym: z.boolean().default(false),
+  algo: QuantAlgoSchema.default(QUANT_DEFAULTS.algo),
+  block_size: powerOfTwoBlock.default(QUANT_DEFAULTS.blockSize),
+  asym: z.boolean().default(QUANT_DEFAULTS.asym),
   /** MatMulNBits accuracy_level; defaults per target (4 on cpu and mobile). */
-  accuracy_level: z.number().int().min(0).max(4).optional(),
+  accuracy_level: z
+    .number()
+    .refine(isAccuracyLevel, { error: (iss) => `expected ${ACCURACY_LEVELS.join(', ')} (${ACCURACY_LEVEL_RULE}), got ${JSON.stringify(iss.input)}` })
+    .optional(),
   exclude: z.array(z.string().min(1)).default([]),
   overrides: z.array(QuantOverrideSchema).default([]),
   /**
    * Token embedding → GatherBlockQuantized: `tied` (default) only when it is the lm_head's weight (then stored once),
    * `all` whenever it is a constant table, `none` never.
    */
-  embeddings: z.enum(['none', 'tied', 'all']).default('tied'),
+  embeddings: z.enum(EMBEDDINGS_MODES).default(QUANT_DEFAULTS.embeddings),
   /**
    * Mixed precision: keep the most sensitive MatMuls at `high_scheme` until the average bits per weight (codes,
    * scales and zero points) reaches this budget, e.g. 6 with int4 (5.0 bits at block 32) as the base.
    */
   bits_budget: z.number().positive().optional(),
-  high_scheme: z.enum(['int8']).default('int8'),
+  high_scheme: z.enum(HIGH_SCHEMES).default(QUANT_DEFAULTS.highScheme),
   /** How layer sensitivity is measured: the model's KL with only that layer quantized, or the layer's output error. */
-  sensitivity: z.enum(['kl', 'output-error']).optional(),
+  sensitivity: z.enum(SENSITIVITY_MEASURES).optional(),
   /** Ternary: absmean scale per block (default) or per output row. */
-  ternary_granularity: z.enum(['block', 'row']).default('block'),
+  ternary_granularity: z.enum(TERNARY_GRANULARITIES).default(QUANT_DEFAULTS.ternaryGranularity),
   /** Calibration data for gptq/awq: a tokens JSON or a text file (relative to the recipe). Sampled from the model when absent. */
   calibration: z
     .strictObject({
@@ -68,7 +87,7 @@ export const GatesSchema = z.strictObject({
 export const TargetSchema = z.strictObject({
   target: z.enum(TARGET_IDS as [TargetId, ...TargetId[]]),
   /** Activation precision; defaults per target (fp32 for cpu/mobile, fp16 for cuda/dml). */
-  precision: z.enum(['fp32', 'fp16']).optional(),
+  precision: z.enum(ACTIVATION_PRECISIONS).optional(),
   quant: QuantSchema.optional(),
   gates: GatesSchema.optional(),
   /** Package size budget in MiB (mobile): the build fails when the package is larger. */
@@ -115,7 +134,7 @@ export const RecipeSchema = z.strictObject({
   tokenizer: z.union([z.strictObject({ path: z.string() }), z.strictObject({ builtin: z.literal('tiny') })]).optional(),
   /** Overrides of config.json values applied before building (e.g. `{"sliding_window": null}`). */
   architecture: z.record(z.string(), z.unknown()).default({}),
-  builder: z.enum(['native', 'genai', 'olive']).default('native'),
+  builder: z.enum(BUILDERS).default('native'),
   builder_options: z.record(z.string(), z.unknown()).default({}),
   // One entry per target: two of the same name would be built into one folder, the second over the first.
   targets: z
@@ -137,3 +156,8 @@ export type RecipeTarget = z.output<typeof TargetSchema>;
 export type QuantOptions = z.output<typeof QuantSchema>;
 export type Gates = z.output<typeof GatesSchema>;
 export type RecipeSource = z.output<typeof SourceSchema>;
+
+/** The quantization a target gets when its recipe entry says nothing: the schema's own defaults (vocabulary QUANT_DEFAULTS). */
+export function defaultQuant(): QuantOptions {
+  return QuantSchema.parse({ scheme: QUANT_DEFAULTS.scheme });
+}

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import yargs from 'yargs';
-import type { CommandSpec } from '../../src/cli/command.js';
 import { commands } from '../../src/cli/commands/index.js';
 import { listRecipes } from '../../src/recipes/load.js';
 import { TARGET_IDS } from '../../src/target/index.js';
@@ -60,12 +59,11 @@ function checkPermissions(p: Record<string, string> | undefined): void {
 /** Parses a `pnpm pipeline ...` command line strictly with our own command definitions (handlers not run). */
 function parsePipelineCommand(line: string): Record<string, unknown> {
   const argv = line.trim().split(/\s+/).slice(2).map((a) => a.replace(/^"(.*)"$/, '$1'));
-  const spec = (commands as CommandSpec<object>[]).find((c) => c.command.split(' ')[0] === argv[0]);
+  const spec = commands.find((c) => c.command.split(' ')[0] === argv[0]);
   if (!spec) throw new Error(`no command '${argv[0]}' in: ${line}`);
   let parsed: Record<string, unknown> | undefined;
-  yargs(argv)
-    .option('verbose', { type: 'boolean', default: false })
-    .command({ command: spec.command, describe: spec.describe, builder: spec.builder as never, handler: (a) => void (parsed = a as Record<string, unknown>) })
+  spec
+    .register(yargs(argv).option('verbose', { type: 'boolean', default: false }), (a) => void (parsed = a))
     .strict()
     .exitProcess(false)
     .fail((msg, err) => {

@@ -1,41 +1,40 @@
 // `pnpm pipeline convert <checkpoint-dir> --out DIR [--precision fp32|fp16] [--target cpu|cuda|dml|mobile]`: native build.
-import { defineCommand, printJson } from '../command.js';
+import type { ConvertOptions } from '../../arch/convert.js';
+import { TARGET_IDS } from '../../target/index.js';
+import { ACTIVATION_PRECISIONS } from '../../vocabulary.js';
+import { defineCommand, printJson, type OptionTable } from '../command.js';
+
+const options = {
+  out: { type: 'string', demandOption: true, describe: 'output folder (must be new or empty)' },
+  force: { type: 'boolean', default: false, describe: 'replace a non-empty output folder (never one holding the checkpoint)' },
+  precision: {
+    type: 'string',
+    choices: ACTIVATION_PRECISIONS,
+    describe: "activation and weight precision (default: the target's: fp32 for cpu/mobile, fp16 for cuda/dml)",
+  },
+  target: { type: 'string', choices: TARGET_IDS, default: 'cpu', describe: 'graph layout and genai provider options' },
+  json: { type: 'boolean', default: false, describe: 'print one JSON document describing the build' },
+} as const satisfies OptionTable<ConvertOptions, { out: 'outDir' }, 'force' | 'json'>;
 
 export const convertCommand = defineCommand({
   command: 'convert <checkpoint>',
   describe: 'build model.onnx (+ .data), genai_config.json and tokenizer files from a Hugging Face Phi checkpoint folder',
-  builder: (y) =>
-    y
-      .positional('checkpoint', { type: 'string', demandOption: true, describe: 'folder with config.json and *.safetensors' })
-      .option('out', { type: 'string', demandOption: true, describe: 'output folder (must be new or empty)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty output folder (never one holding the checkpoint)' })
-      .option('precision', {
-        type: 'string',
-        choices: ['fp32', 'fp16'] as const,
-        describe: "activation and weight precision (default: the target's: fp32 for cpu/mobile, fp16 for cuda/dml)",
-      })
-      .option('target', {
-        type: 'string',
-        choices: ['cpu', 'cuda', 'dml', 'mobile'] as const,
-        default: 'cpu' as const,
-        describe: 'graph layout and genai provider options',
-      })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the build' }),
+  builder: (y) => y.positional('checkpoint', { type: 'string', demandOption: true, describe: 'folder with config.json and *.safetensors' }).options(options),
   run: async (args) => {
     const [{ convertCheckpoint }, { checkOutputFolder }, { writeDirAtomic }] = await Promise.all([
       import('../../arch/convert.js'),
       import('../../util/output-path.js'),
       import('../../util/atomic-fs.js'),
     ]);
-    const outDir = await checkOutputFolder(args.out, { flag: '--out', force: args.force, inputs: [args.checkpoint as string] });
+    const outDir = await checkOutputFolder(args.out, { flag: '--out', force: args.force, inputs: [args.checkpoint] });
     const quiet = args.json || !process.stderr.isTTY;
     let last = 0;
     // Written beside --out and renamed into place: a failed convert leaves the old folder (or none), never a mix.
     const built = await writeDirAtomic(outDir, (tmp) => convertCheckpoint({
-      checkpointDir: args.checkpoint as string,
+      checkpointDir: args.checkpoint,
       outDir: tmp,
-      precision: args.precision as 'fp32' | 'fp16' | undefined,
-      target: args.target as 'cpu' | 'cuda' | 'dml' | 'mobile',
+      precision: args.precision,
+      target: args.target,
       onProgress: (p) => {
         const now = Date.now();
         if (quiet || now - last < 250 || !p.totalBytes) return;

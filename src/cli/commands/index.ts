@@ -1,4 +1,5 @@
 // Every CLI command, in the order --help lists them. One file per command.
+import type { Command } from '../command.js';
 import { buildCommand } from './build.js';
 import { convertCommand } from './convert.js';
 import { convertLlama2cCommand } from './convert-llama2c.js';
@@ -11,7 +12,7 @@ import { releaseCommand } from './release.js';
 import { verifyCommand } from './verify.js';
 import { inspectCommand } from './inspect.js';
 
-export const commands = [
+export const commands: readonly Command[] = [
   buildCommand,
   convertCommand,
   convertLlama2cCommand,

@@ -2,20 +2,31 @@
 // model's constant MatMul weights to com.microsoft MatMulNBits (and tied embeddings to GatherBlockQuantized), with
 // rtn / hqq / gptq / awq and optional mixed precision under a bits-per-weight budget (--bits-budget).
 import { UsageError } from '../../util/errors.js';
-import { defineCommand, printJson } from '../command.js';
+import {
+  BLOCK_SIZE_LIST,
+  CALIBRATED_ALGOS,
+  EMBEDDINGS_MODES,
+  HIGH_SCHEMES,
+  isCalibratedAlgo,
+  isOneOf,
+  QUANT_ALGOS,
+  QUANT_DEFAULTS,
+  QUANT_SCHEMES,
+  type QuantScheme,
+} from '../../vocabulary.js';
+import { defineCommand, printJson, type OptionTable } from '../command.js';
 import type { CalibrationSource } from '../../quant/calibration.js';
-
-const SCHEMES = ['int4', 'int8', 'ternary'] as const;
-const ALGOS = ['rtn', 'hqq', 'gptq', 'awq'] as const;
+import type { QuantizeFileOptions } from '../../quant/quantize-file.js';
+import type { MixedOptions } from '../../quant/quantize-model.js';
 
 /** `PATTERN=SCHEME` → an override (e.g. `*lm_head*=int8`). */
-function parseOverride(s: string): { pattern: string; scheme: (typeof SCHEMES)[number] } {
+function parseOverride(s: string): { pattern: string; scheme: QuantScheme } {
   const i = s.lastIndexOf('=');
   const scheme = s.slice(i + 1);
-  if (i <= 0 || !(SCHEMES as readonly string[]).includes(scheme)) {
-    throw new UsageError(`--override ${s} is not PATTERN=SCHEME`, { fix: `e.g. --override '*lm_head*=int8'; schemes: ${SCHEMES.join(', ')}` });
+  if (i <= 0 || !isOneOf(QUANT_SCHEMES, scheme)) {
+    throw new UsageError(`--override ${s} is not PATTERN=SCHEME`, { fix: `e.g. --override '*lm_head*=int8'; schemes: ${QUANT_SCHEMES.join(', ')}` });
   }
-  return { pattern: s.slice(0, i), scheme: scheme as (typeof SCHEMES)[number] };
+  return { pattern: s.slice(0, i), scheme };
 }
 
 function mb(n: number): string {
@@ -51,50 +62,59 @@ function summaryLine(p: { pass: string; modified: boolean; ms: number; stats: un
   return `${p.pass}: ${s.converted!.length} node(s) converted, ${mb(s.bytesBefore!)} float → ${mb(s.bytesAfter!)} quantized${bpw}, ${s.skipped.length} skipped (${p.ms} ms)`;
 }
 
+const options = {
+  out: { type: 'string', demandOption: true, describe: 'output .onnx path; weights go to <out>.data' },
+  scheme: { type: 'string', choices: QUANT_SCHEMES, demandOption: true, describe: 'weight format' },
+  algo: {
+    type: 'string',
+    choices: QUANT_ALGOS,
+    default: QUANT_DEFAULTS.algo,
+    describe:
+      'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations; awq: activation-aware input scaling from --calib activations',
+  },
+  'block-size': { type: 'number', default: QUANT_DEFAULTS.blockSize, describe: `values per block along K: ${BLOCK_SIZE_LIST}` },
+  asym: { type: 'boolean', default: QUANT_DEFAULTS.asym, describe: 'store per-block zero points (int4/int8)' },
+  'accuracy-level': { type: 'number', default: QUANT_DEFAULTS.accuracyLevel, describe: 'MatMulNBits accuracy_level: 4 = int8 activations (CPU/mobile), 0 = unset (CUDA)' },
+  exclude: { type: 'string', array: true, default: [], describe: 'node-name pattern to leave in float: glob (* matches /) or /regex/; repeatable' },
+  override: { type: 'string', array: true, default: [], describe: "PATTERN=SCHEME for matching nodes, e.g. '*lm_head*=int8'; repeatable" },
+  embeddings: {
+    type: 'string',
+    choices: EMBEDDINGS_MODES,
+    default: QUANT_DEFAULTS.embeddings,
+    describe: 'embedding tables → GatherBlockQuantized: only when tied to the lm_head, all, or none',
+  },
+  calib: {
+    type: 'string',
+    describe: 'calibration tokens for gptq, awq and --bits-budget: {"tokens": [ids...]} or [[ids...], ...] (decoder graphs with genai inputs)',
+  },
+  'bits-budget': {
+    type: 'number',
+    describe:
+      'mixed precision: move the most sensitive weights to --high-scheme while the average bits per MatMul weight (scales and zero points included) stays within N; sensitivity is model KL on --calib tokens, or weight error without them',
+  },
+  'high-scheme': { type: 'string', choices: HIGH_SCHEMES, default: QUANT_DEFAULTS.highScheme, describe: 'the scheme --bits-budget moves sensitive weights to' },
+  threads: { type: 'number', describe: 'worker threads (default: cores, at most 4; 0 = no workers)' },
+  json: { type: 'boolean', default: false, describe: 'print one JSON document describing the result' },
+} as const satisfies OptionTable<QuantizeFileOptions, { 'block-size': 'blockSize'; 'accuracy-level': 'accuracyLevel' }, 'out' | 'override' | 'calib' | 'json'> &
+  OptionTable<MixedOptions, { 'bits-budget': 'budgetBits'; 'high-scheme': 'high' }>;
+
 export const quantizeCommand = defineCommand({
   command: 'quantize <input>',
   describe: 'quantize the constant MatMul weights of an ONNX model to MatMulNBits (int4, int8 or ternary)',
   builder: (y) =>
-    y
-      .positional('input', { type: 'string', demandOption: true, describe: 'model.onnx (external data next to it is read by offset)' })
-      .option('out', { type: 'string', demandOption: true, describe: 'output .onnx path; weights go to <out>.data' })
-      .option('scheme', { type: 'string', choices: SCHEMES, demandOption: true, describe: 'weight format' })
-      .option('algo', {
-        type: 'string',
-        choices: ALGOS,
-        default: 'rtn' as const,
-        describe:
-          'rtn: round to nearest (onnxruntime bit for bit); hqq: data-free zero-point optimisation; gptq: error feedback from --calib activations; awq: activation-aware input scaling from --calib activations',
-      })
-      .option('block-size', { type: 'number', default: 32, describe: 'values per block along K: 16, 32, 64, 128 or 256' })
-      .option('asym', { type: 'boolean', default: false, describe: 'store per-block zero points (int4/int8)' })
-      .option('accuracy-level', { type: 'number', default: 4, describe: 'MatMulNBits accuracy_level: 4 = int8 activations (CPU/mobile), 0 = unset (CUDA)' })
-      .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'node-name pattern to leave in float: glob (* matches /) or /regex/; repeatable' })
-      .option('override', { type: 'string', array: true, default: [] as string[], describe: "PATTERN=SCHEME for matching nodes, e.g. '*lm_head*=int8'; repeatable" })
-      .option('embeddings', { type: 'string', choices: ['none', 'tied', 'all'] as const, default: 'tied' as const, describe: 'embedding tables → GatherBlockQuantized: only when tied to the lm_head, all, or none' })
-      .option('calib', {
-        type: 'string',
-        describe: 'calibration tokens for gptq, awq and --bits-budget: {"tokens": [ids...]} or [[ids...], ...] (decoder graphs with genai inputs)',
-      })
-      .option('bits-budget', {
-        type: 'number',
-        describe:
-          'mixed precision: move the most sensitive weights to --high-scheme while the average bits per MatMul weight (scales and zero points included) stays within N; sensitivity is model KL on --calib tokens, or weight error without them',
-      })
-      .option('high-scheme', { type: 'string', choices: ['int8'] as const, default: 'int8' as const, describe: 'the scheme --bits-budget moves sensitive weights to' })
-      .option('threads', { type: 'number', describe: 'worker threads (default: cores, at most 4; 0 = no workers)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the result' }),
+    y.positional('input', { type: 'string', demandOption: true, describe: 'model.onnx (external data next to it is read by offset)' }).options(options),
   run: async (args) => {
-    const algo = args.algo as (typeof ALGOS)[number];
-    const budget = args.bitsBudget as number | undefined;
-    if ((algo === 'gptq' || algo === 'awq') && args.calib === undefined) {
+    const algo = args.algo;
+    const budget = args.bitsBudget;
+    if (isCalibratedAlgo(algo) && args.calib === undefined) {
       throw new UsageError(`--algo ${algo} needs --calib FILE`, { fix: 'give calibration token sequences: {"tokens": [ids...]} or [[ids...], ...]' });
     }
-    if (algo !== 'gptq' && algo !== 'awq' && budget === undefined && args.calib !== undefined) {
-      throw new UsageError('--calib is only used by --algo gptq / awq and --bits-budget', { fix: 'drop --calib for rtn and hqq' });
+    if (!isCalibratedAlgo(algo) && budget === undefined && args.calib !== undefined) {
+      const others = QUANT_ALGOS.filter((a) => !isCalibratedAlgo(a));
+      throw new UsageError(`--calib is only used by --algo ${CALIBRATED_ALGOS.join(' / ')} and --bits-budget`, { fix: `drop --calib for ${others.join(' and ')}` });
     }
     if (budget !== undefined && !(budget > 0)) throw new UsageError(`--bits-budget ${budget} is not a positive number`, { fix: 'e.g. --bits-budget 6' });
-    const overrides = (args.override as string[]).map(parseOverride);
+    const overrides = args.override.map(parseOverride);
     const [{ quantizeModelFile }, { validateMethod }, { withAbortOnSigint }] = await Promise.all([
       import('../../quant/quantize-file.js'),
       import('../../quant/method.js'),
@@ -111,7 +131,7 @@ export const quantizeCommand = defineCommand({
     // `<folder>.data` before failing); the input may be the output (saveModel reads tensors before replacing).
     const { checkOutputFile } = await import('../../util/output-path.js');
     await checkOutputFile(args.out, { flag: '--out' });
-    await checkOutputFile(`${args.out}.data`, { flag: '--out (its data file)', inputs: [args.input as string] });
+    await checkOutputFile(`${args.out}.data`, { flag: '--out (its data file)', inputs: [args.input] });
     const t0 = performance.now();
     let calibration: CalibrationSource | undefined;
     if (args.calib !== undefined) {
@@ -120,17 +140,17 @@ export const quantizeCommand = defineCommand({
     }
     const progress = !args.json && process.stderr.isTTY;
     // Ctrl-C stops between pieces of work; the scratch file and any partial output are removed.
-    const r = await withAbortOnSigint((signal) => quantizeModelFile(args.input as string, args.out as string, {
-      scheme: args.scheme as (typeof SCHEMES)[number],
+    const r = await withAbortOnSigint((signal) => quantizeModelFile(args.input, args.out, {
+      scheme: args.scheme,
       algo,
       blockSize: args.blockSize,
       asym: args.asym,
       accuracyLevel: args.accuracyLevel,
-      exclude: args.exclude as string[],
+      exclude: args.exclude,
       overrides,
-      embeddings: args.embeddings as 'none' | 'tied' | 'all',
+      embeddings: args.embeddings,
       calibration,
-      mixed: budget === undefined ? undefined : { budgetBits: budget, high: args.highScheme as 'int8' },
+      mixed: budget === undefined ? undefined : { budgetBits: budget, high: args.highScheme },
       threads: args.threads,
       onProgress: progress ? (p) => process.stderr.write(`\r${p.pass}: ${p.done}/${p.total} ${p.item ?? ''}`.slice(0, 120).padEnd(120)) : undefined,
       signal,

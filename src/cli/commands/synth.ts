@@ -1,5 +1,19 @@
 // `pnpm pipeline synth <preset> --scale tiny|full --out DIR [--seed N]`: a random-weight checkpoint with a real Phi config.
-import { defineCommand, printJson } from '../command.js';
+import type { SynthOptions } from '../../checkpoint/synth.js';
+import { defineCommand, printJson, type OptionTable } from '../command.js';
+
+const options = {
+  scale: {
+    type: 'string',
+    choices: ['tiny', 'full'],
+    default: 'tiny',
+    describe: 'tiny: 2 layers, fp32, same features; full: the real shapes in bf16, sharded',
+  },
+  out: { type: 'string', demandOption: true, describe: 'output folder (must be new or empty)' },
+  seed: { type: 'number', default: 0, describe: 'same seed, byte-identical files' },
+  force: { type: 'boolean', default: false, describe: 'replace a non-empty output folder' },
+  json: { type: 'boolean', default: false, describe: 'print one JSON document describing the checkpoint' },
+} as const satisfies OptionTable<SynthOptions, { out: 'outDir'; force: 'overwrite' }, 'json'>;
 
 export const synthCommand = defineCommand({
   command: 'synth <preset>',
@@ -11,21 +25,12 @@ export const synthCommand = defineCommand({
         demandOption: true,
         describe: 'phi-3-mini-4k, phi-3-mini-128k, phi-3.5-mini, phi-3-medium-4k, phi-4-mini, phi-4-mini-reasoning, phi-4, phi-4-reasoning, phi-2, phi-1_5, phi-1',
       })
-      .option('scale', {
-        type: 'string',
-        choices: ['tiny', 'full'] as const,
-        default: 'tiny' as const,
-        describe: 'tiny: 2 layers, fp32, same features; full: the real shapes in bf16, sharded',
-      })
-      .option('out', { type: 'string', demandOption: true, describe: 'output folder (must be new or empty)' })
-      .option('seed', { type: 'number', default: 0, describe: 'same seed, byte-identical files' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty output folder' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON document describing the checkpoint' }),
+      .options(options),
   run: async (args) => {
     const { synthCheckpoint } = await import('../../arch/synth.js');
     const r = await synthCheckpoint({
-      preset: args.preset as string,
-      scale: args.scale as 'tiny' | 'full',
+      preset: args.preset,
+      scale: args.scale,
       outDir: args.out,
       seed: args.seed,
       overwrite: args.force,

@@ -5,8 +5,7 @@ import { constants } from 'node:fs';
 import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CalibrationSource } from '../../quant/calibration.js';
-import type { SchemeName } from '../../quant/formats/codec.js';
-import type { AlgoName } from '../../quant/kernel.js';
+import type { QuantAlgo, QuantScheme } from '../../vocabulary.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
 import type { TargetPlan } from '../target-plan.js';
 import type { ConvertResult } from './convert.js';
@@ -38,17 +37,17 @@ export function quantizeStage(input: {
       const mixed = q.bits_budget === undefined ? undefined : { budgetBits: q.bits_budget, high: q.high_scheme, sensitivity: q.sensitivity };
       const overrides = q.overrides
         .filter((o) => o.scheme !== 'none')
-        .map((o) => ({ pattern: o.pattern, scheme: o.scheme as SchemeName, algo: o.algo as AlgoName | undefined, blockSize: o.block_size }));
+        .map((o) => ({ pattern: o.pattern, scheme: o.scheme as QuantScheme, algo: o.algo as QuantAlgo | undefined, blockSize: o.block_size }));
       // GPTQ, AWQ and mixed precision's sensitivity need calibration activations.
-      const calibration = wantsCalibration({ algo: q.algo as AlgoName, overrides, mixed })
+      const calibration = wantsCalibration({ algo: q.algo as QuantAlgo, overrides, mixed })
         ? await calibrationFor(input.convert.dir, q, input.resolvePath, ctx.signal)
         : undefined;
       // An override to `none` keeps those nodes in float: the quantizer spells that as an exclude pattern.
       const keepFloat = q.overrides.filter((o) => o.scheme === 'none').map((o) => o.pattern);
       // The quantizer validates algorithm names itself (an algorithm it lacks is an error, never a silent fallback).
       const r = await quantizeModelFile(join(input.convert.dir, 'model.onnx'), join(ctx.outDir, 'model.onnx'), {
-        scheme: q.scheme as SchemeName,
-        algo: q.algo as AlgoName,
+        scheme: q.scheme as QuantScheme,
+        algo: q.algo as QuantAlgo,
         blockSize: q.block_size,
         asym: q.asym,
         accuracyLevel: q.accuracy_level,

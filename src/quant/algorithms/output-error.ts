@@ -4,7 +4,8 @@
 // down to 128 random combinations when K > T. Large weights are scored on an evenly spaced subset of their output
 // rows, scaled up to all N.
 import { toRows, type WeightMatrix } from '../formats/block.js';
-import type { CodecOptions, SchemeName } from '../formats/codec.js';
+import type { QuantScheme } from '../../vocabulary.js';
+import type { CodecOptions } from '../formats/codec.js';
 import { codecFor } from '../formats/index.js';
 import type { TernaryOptions } from '../formats/ternary.js';
 import { Rng } from '../../util/random.js';
@@ -14,7 +15,7 @@ export type ActivationSample = { kind: 'gram'; g: Float64Array } | { kind: 'rows
 
 /** A weight's RTN quantizer: the codec of `scheme` with these options (what the MatMulNBits pass applies). */
 export interface RowQuantizer extends CodecOptions, Pick<TernaryOptions, 'scope'> {
-  scheme: SchemeName;
+  scheme: QuantScheme;
 }
 
 /**

@@ -1,8 +1,7 @@
 // The shape every quantization format shares: quantize a float weight to MatMulNBits blocks, pack codes that an
 // algorithm chose, dequantize back. One codec per file (int4.ts, int8.ts, ternary.ts), listed in index.ts.
+import type { QuantScheme } from '../../vocabulary.js';
 import type { PackedWeight, QuantBits, RowPadding, ScaleType, WeightMatrix } from './block.js';
-
-export type SchemeName = 'int4' | 'int8' | 'ternary';
 
 export interface CodecOptions {
   /** Values per block along K: a power of two, 16..256. */
@@ -25,7 +24,7 @@ export interface PackInput {
 }
 
 export interface Codec {
-  readonly name: SchemeName;
+  readonly name: QuantScheme;
   readonly bits: QuantBits;
   /** Whether stored zero points are meaningful (false: the zero point is fixed by the format). */
   readonly asymmetric: boolean;

@@ -12,6 +12,7 @@ import {
   type PackedWeight,
   type WeightMatrix,
 } from './block.js';
+import type { TernaryGranularity } from '../../vocabulary.js';
 import type { Codec, CodecOptions } from './codec.js';
 
 /** BitNet's floor on the absmean scale (keeps all-zero blocks finite). */
@@ -19,7 +20,7 @@ const ABSMEAN_EPS = 1e-5;
 
 export interface TernaryOptions extends CodecOptions {
   /** One scale per block (default) or one per row, repeated in every block of the row. */
-  scope?: 'block' | 'row';
+  scope?: TernaryGranularity;
 }
 
 /** The magnitude a when every value of the span is 0 or ±a (a = 0 for an all-zero span), else undefined. */

@@ -23,6 +23,7 @@ import type { QuantMethod } from '../kernel.js';
 import { validateMethod } from '../method.js';
 import { definePass } from '../pass.js';
 import { PatternSet } from '../patterns.js';
+import type { EmbeddingsMode } from '../../vocabulary.js';
 import { QuantizedWeightIndex, addTensors, tensorsBytes, type QuantizedRecord } from '../quantized-weights.js';
 import { quantizeWeights, type QuantizedWeight } from '../quantize-weights.js';
 import { renameOp } from './matmul-nbits.js';
@@ -41,7 +42,7 @@ export interface GatherBlockQuantizedOptions {
   /** Reuse a tied lm_head's quantized weight when there is one. Default true. */
   tie?: boolean;
   /** `tied`: only convert tables that can share a quantized lm_head's tensors; `all` (default): every table. */
-  only?: 'tied' | 'all';
+  only?: Exclude<EmbeddingsMode, 'none'>;
   /** Float bytes per row band a table is quantized in (default 64 MiB; see weight-rows.ts). */
   pieceBytes?: number;
 }

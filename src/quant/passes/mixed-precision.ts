@@ -19,8 +19,7 @@ import type { RowQuantizer } from '../algorithms/output-error.js';
 import type { SensitivityJob, SensitivityOutcome } from '../analysis-kernel.js';
 import { captureActivations, requestBytes, scoringActivations, scoringRequest, type CalibrationSource } from '../calibration.js';
 import { blockGeometry, zeroPointRowBytes } from '../formats/block.js';
-import type { SchemeName } from '../formats/codec.js';
-import { codecFor, schemeNames } from '../formats/index.js';
+import { codecFor } from '../formats/index.js';
 import { constantName, findMatMulWeights, nodeLabel, type Candidate } from '../find-weights.js';
 import type { QuantMethod } from '../kernel.js';
 import { MethodResolver, setPlannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
@@ -29,12 +28,13 @@ import { PatternSet } from '../patterns.js';
 import { probeKl, type KlProbeUnit } from '../kl-probe.js';
 import { chunkByBytes, runInOrder } from '../run-in-order.js';
 import { QuantizationError } from '../../util/errors.js';
+import { isOneOf, QUANT_DEFAULTS, QUANT_SCHEMES, type QuantScheme, type SensitivityMeasure } from '../../vocabulary.js';
 
 export interface MixedPrecisionOptions extends MethodOptions {
   /** Average bits per quantized MatMul weight to stay within, scales and zero points included. */
   budgetBits: number;
   /** The scheme sensitive weights move to. Default int8. */
-  high?: SchemeName;
+  high?: QuantScheme;
   exclude?: readonly string[];
   overrides?: readonly Override[];
   /** Activations to measure sensitivity on; without them the relative weight error is used. */
@@ -44,7 +44,7 @@ export interface MixedPrecisionOptions extends MethodOptions {
   /** Output rows of each weight scored. Default: 64..256, by cost. */
   maxRows?: number;
   /** `kl` (default when there is calibration data and a `logits` output) or `output-error`. */
-  sensitivity?: 'kl' | 'output-error';
+  sensitivity?: SensitivityMeasure;
 }
 
 export interface MixedUnit {
@@ -66,11 +66,11 @@ export interface MixedUnit {
 }
 
 export interface MixedPrecisionStats {
-  low: SchemeName;
-  high: SchemeName;
+  low: QuantScheme;
+  high: QuantScheme;
   budgetBits: number;
   /** See the module comment. */
-  measure: 'kl' | 'output-error' | 'weight-error';
+  measure: SensitivityMeasure | 'weight-error';
   /** Average bits per weight with nothing moved, and with the plan. */
   baseBits: number;
   achievedBits: number;
@@ -110,11 +110,11 @@ export const mixedPrecisionPass = definePass<MixedPrecisionOptions, MixedPrecisi
   describe: 'plan which MatMul weights get the higher scheme so the average bits per weight meets a budget',
   async run(model, options, ctx) {
     const resolver = new MethodResolver(options, options.overrides);
-    const low: SchemeName = options.scheme ?? 'int4';
-    const high: SchemeName = options.high ?? 'int8';
+    const low: QuantScheme = options.scheme ?? QUANT_DEFAULTS.scheme;
+    const high: QuantScheme = options.high ?? QUANT_DEFAULTS.highScheme;
     const budget = options.budgetBits;
-    if (!schemeNames.includes(high)) {
-      throw new QuantizationError('QUANT_OPTIONS', `unknown high scheme ${high}`, { where: 'options', fix: `use one of ${schemeNames.join(', ')}` });
+    if (!isOneOf(QUANT_SCHEMES, high)) {
+      throw new QuantizationError('QUANT_OPTIONS', `unknown high scheme ${high}`, { where: 'options', fix: `use one of ${QUANT_SCHEMES.join(', ')}` });
     }
     if (!(budget > 0)) throw new QuantizationError('QUANT_OPTIONS', `bits budget ${budget} is not a positive number`, { where: 'options', fix: 'e.g. 5.0 or 6' });
     const stats: MixedPrecisionStats = {
@@ -152,7 +152,7 @@ export const mixedPrecisionPass = definePass<MixedPrecisionOptions, MixedPrecisi
     }
     const all = [...units.values()];
     const params = (u: Unit) => u.c.weight.K * u.c.weight.N;
-    const bytesAt = (u: Unit, scheme: SchemeName) => quantizedBytes(u.c.weight.K, u.c.weight.N, { ...u.method, scheme }, u.c.weight.floatType);
+    const bytesAt = (u: Unit, scheme: QuantScheme) => quantizedBytes(u.c.weight.K, u.c.weight.N, { ...u.method, scheme }, u.c.weight.floatType);
     const totalParams = all.reduce((n, u) => n + params(u), 0);
     let bits = all.reduce((n, u) => n + 8 * bytesAt(u, u.method.scheme), 0);
     stats.baseBits = bits / totalParams;
@@ -181,7 +181,7 @@ export const mixedPrecisionPass = definePass<MixedPrecisionOptions, MixedPrecisi
         bits += extra(u);
       }
     }
-    const plan = new Map<string, SchemeName>();
+    const plan = new Map<string, QuantScheme>();
     for (const u of chosen) for (const c of u.nodes) plan.set(nodeLabel(c.node), high);
     setPlannedSchemes(ctx, plan);
     stats.achievedBits = bits / totalParams;
@@ -208,7 +208,7 @@ async function measure(
   units: Unit[],
   o: MixedPrecisionOptions,
   ctx: PassContext,
-  high: SchemeName,
+  high: QuantScheme,
 ): Promise<void> {
   const sampleRows = o.sampleRows ?? 512;
   const request = (u: Unit) => scoringRequest(u.c.node.inputs[0], u.c.weight.K, u.c.weight.floatType, sampleRows);
@@ -262,7 +262,7 @@ async function measureKl(model: Model, units: Unit[], o: MixedPrecisionOptions, 
   }
 }
 
-function rowQuantizer(u: Unit, scheme: SchemeName): RowQuantizer {
+function rowQuantizer(u: Unit, scheme: QuantScheme): RowQuantizer {
   return {
     scheme,
     blockSize: u.method.blockSize,
