@@ -1,5 +1,5 @@
 // `pnpm pipeline synth <preset> --scale tiny|full --out DIR [--seed N]`: a random-weight checkpoint with a real Phi config.
-import type { SynthOptions } from '../../checkpoint/synth.js';
+import type { SynthOptions } from '../../arch/synth.js';
 import { defineCommand, printJson, type OptionTable } from '../command.js';
 
 const options = {
