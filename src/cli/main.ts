@@ -16,6 +16,8 @@ export function parseCli(argv: string[]) {
     .help()
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
+      // yargs' own validation errors (YError) are usage errors like its messages; ours pass through unchanged.
+      if (err && err.name === 'YError') throw new UsageError(err.message);
       throw err ?? new UsageError(msg);
     });
   for (const c of commands) y = c.register(y);

@@ -15,6 +15,8 @@ export const generateCommand = defineCommand({
       .option('max-new-tokens', {
         type: 'number',
         default: 128,
+        // `--max-new-tokens` with no number would otherwise silently mean the default
+        requiresArg: true,
         describe: 'most tokens to generate (more than the context leaves is clamped, with a note)',
       })
       .option('chat', { type: 'boolean', default: false, describe: 'wrap --prompt as a user turn of the chat template' })
