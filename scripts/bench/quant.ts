@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { DataType } from '../../src/onnx/dtype.js';
 import { viewBytes } from '../../src/onnx/tensor.js';
 import { quantizeUniform } from '../../src/quant/formats/uniform.js';
-import { createKernelRunner } from '../../src/quant/kernel-pool.js';
+import { createKernelRunner } from '../../src/quant/workers/kernel-pool.js';
 import { Rng } from '../../src/util/random.js';
 
 interface Row {

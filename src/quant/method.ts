@@ -15,9 +15,9 @@ import {
   type QuantScheme,
   type TernaryGranularity,
 } from '../vocabulary.js';
-import type { QuantMethod } from './kernel.js';
-import type { PassContext } from './pass.js';
-import { compilePattern, PatternSet } from './patterns.js';
+import type { QuantMethod } from './workers/kernel.js';
+import type { PassContext } from './passes/pass.js';
+import { compilePattern, PatternSet } from './passes/patterns.js';
 
 /** What a node is quantized with; every field optional in options and overrides. */
 export interface MethodOptions {

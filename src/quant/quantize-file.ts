@@ -7,7 +7,7 @@ import { loadModel, saveModel, type SaveProgress, type SaveResult } from '../onn
 import { tempSibling, tempSiblingPid } from '../util/atomic-fs.js';
 import { isRunning } from '../util/file-lock.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from './quantize-model.js';
-import { SpillFile } from './tensor-sink.js';
+import { SpillFile } from './streaming/tensor-sink.js';
 
 export interface QuantizeFileOptions extends Omit<QuantizeOptions, 'sink'> {
   onSaveProgress?: (p: SaveProgress) => void;

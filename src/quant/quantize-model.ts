@@ -2,16 +2,16 @@
 // the higher scheme), AWQ's float rescaling, then MatMul weights, then embeddings (which may reuse a tied lm_head's
 // quantized weight) — and the worker pool around it.
 import type { Model } from '../onnx/ir.js';
-import type { CalibrationSource } from './calibration.js';
-import { createKernelRunner } from './kernel-pool.js';
+import type { CalibrationSource } from './calibration/calibration.js';
+import { createKernelRunner } from './workers/kernel-pool.js';
 import { isCalibratedAlgo, QUANT_DEFAULTS, type EmbeddingsMode, type QuantScheme, type SensitivityMeasure } from '../vocabulary.js';
 import type { MethodOptions, Override } from './method.js';
-import { runPasses, step, type PassProgress, type PassReport, type PassStep } from './pass.js';
+import { runPasses, step, type PassProgress, type PassReport, type PassStep } from './passes/pass.js';
 import { awqScalePass, type AwqScaleOptions } from './passes/awq-scale.js';
 import { gatherBlockQuantizedPass } from './passes/gather-block-quantized.js';
 import { matmulNBitsPass } from './passes/matmul-nbits.js';
 import { mixedPrecisionPass } from './passes/mixed-precision.js';
-import type { TensorSink } from './tensor-sink.js';
+import type { TensorSink } from './streaming/tensor-sink.js';
 
 /** Mixed precision: the most sensitive weights move from the base scheme to `high` within a bits-per-weight budget. */
 export interface MixedOptions {

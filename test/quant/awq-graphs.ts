@@ -9,7 +9,7 @@ import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, attr, tensorType } from '../../src/onnx/ir.js';
 import { saveModel } from '../../src/onnx/model-file.js';
 import { Tensor } from '../../src/onnx/tensor.js';
-import type { CalibrationSource, Feeds } from '../../src/quant/calibration.js';
+import type { CalibrationSource, Feeds } from '../../src/quant/calibration/calibration.js';
 import { Rng } from '../../src/util/random.js';
 import { randomMatrix } from '../helpers/quant.js';
 

@@ -8,7 +8,7 @@ import { Graph, Model, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor } from '../../src/onnx/tensor.js';
 import { awqDuoScales, awqScales, awqSearch } from '../../src/quant/algorithms/awq.js';
 import { applyClip, awqClip, blockGrams } from '../../src/quant/algorithms/awq-clip.js';
-import { runPasses, step } from '../../src/quant/pass.js';
+import { runPasses, step } from '../../src/quant/passes/pass.js';
 import { awqScalePass, type AwqScaleOptions, type AwqScaleStats } from '../../src/quant/passes/awq-scale.js';
 import type { GatherBlockQuantizedStats } from '../../src/quant/passes/gather-block-quantized.js';
 import type { MatMulNBitsStats } from '../../src/quant/passes/matmul-nbits.js';
@@ -288,7 +288,7 @@ describe('AWQ pass (onnxruntime)', () => {
   });
 
   it('activations captured for the search: mean |x| and the Gram matrix over every calibration row', async () => {
-    const { captureActivations } = await import('../../src/quant/calibration.js');
+    const { captureActivations } = await import('../../src/quant/calibration/calibration.js');
     const m = normBlock();
     const stats = await captureActivations(m, [{ value: 'x', K, floatType: DataType.FLOAT, absMean: true, sampleRows: 50 }], calibration());
     const a = stats.get('x')!;

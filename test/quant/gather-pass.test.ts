@@ -5,7 +5,7 @@ import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor } from '../../src/onnx/tensor.js';
 import { int4 } from '../../src/quant/formats/int4.js';
-import { runPasses, step } from '../../src/quant/pass.js';
+import { runPasses, step } from '../../src/quant/passes/pass.js';
 import {
   gatherBlockQuantizedPass,
   type GatherBlockQuantizedOptions,

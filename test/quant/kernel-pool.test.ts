@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/onnx/dtype.js';
 import { float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
-import type { KernelTask } from '../../src/quant/kernel.js';
-import { createKernelRunner, inlineKernelRunner, type KernelRunner } from '../../src/quant/kernel-pool.js';
-import { runInOrder } from '../../src/quant/run-in-order.js';
+import type { KernelTask } from '../../src/quant/workers/kernel.js';
+import { createKernelRunner, inlineKernelRunner, type KernelRunner } from '../../src/quant/workers/kernel-pool.js';
+import { runInOrder } from '../../src/quant/streaming/run-in-order.js';
 import { QuantizationError } from '../../src/util/errors.js';
 import { randomMatrix } from '../helpers/quant.js';
 

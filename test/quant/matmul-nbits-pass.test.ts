@@ -6,7 +6,7 @@ import { Graph, Model, Node, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor, float32ToBfloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
 import { int4 } from '../../src/quant/formats/int4.js';
 import { matmulNBitsPass, type MatMulNBitsOptions, type MatMulNBitsStats } from '../../src/quant/passes/matmul-nbits.js';
-import { runPasses, step } from '../../src/quant/pass.js';
+import { runPasses, step } from '../../src/quant/passes/pass.js';
 import { QuantizationError } from '../../src/util/errors.js';
 import { floatTensor, matmulModel, randomMatrix } from '../helpers/quant.js';
 

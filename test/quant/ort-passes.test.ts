@@ -7,7 +7,7 @@ import { encodeModel } from '../../src/onnx/codec.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { Graph, Model, attr, tensorType } from '../../src/onnx/ir.js';
 import { Tensor } from '../../src/onnx/tensor.js';
-import { runPasses, step } from '../../src/quant/pass.js';
+import { runPasses, step } from '../../src/quant/passes/pass.js';
 import { gatherBlockQuantizedPass } from '../../src/quant/passes/gather-block-quantized.js';
 import { matmulNBitsPass } from '../../src/quant/passes/matmul-nbits.js';
 import { gemm, maxAbs, maxAbsDiff, randomMatrix, refDequantize } from '../helpers/quant.js';

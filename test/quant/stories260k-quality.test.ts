@@ -11,7 +11,7 @@ import { convertLlama2c } from '../../src/checkpoint/llama2c.js';
 import { evaluateModel, type EvalReport } from '../../src/eval/evaluate.js';
 import { sampleSequences } from '../../src/eval/sample.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
-import { tokenCalibration } from '../../src/quant/calibration.js';
+import { tokenCalibration } from '../../src/quant/calibration/calibration.js';
 import type { GatherBlockQuantizedStats } from '../../src/quant/passes/gather-block-quantized.js';
 import type { MatMulNBitsStats } from '../../src/quant/passes/matmul-nbits.js';
 import type { MixedPrecisionStats } from '../../src/quant/passes/mixed-precision.js';

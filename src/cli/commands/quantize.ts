@@ -15,7 +15,7 @@ import {
   type QuantScheme,
 } from '../../vocabulary.js';
 import { defineCommand, printJson, type OptionTable } from '../command.js';
-import type { CalibrationSource } from '../../quant/calibration.js';
+import type { CalibrationSource } from '../../quant/calibration/calibration.js';
 import type { QuantizeFileOptions } from '../../quant/quantize-file.js';
 import type { MixedOptions } from '../../quant/quantize-model.js';
 
@@ -137,7 +137,7 @@ export const quantizeCommand = defineCommand({
     const t0 = performance.now();
     let calibration: CalibrationSource | undefined;
     if (args.calib !== undefined) {
-      const { readTokenFile, tokenCalibration } = await import('../../quant/calibration.js');
+      const { readTokenFile, tokenCalibration } = await import('../../quant/calibration/calibration.js');
       calibration = tokenCalibration(await readTokenFile(args.calib), args.calib);
     }
     const progress = !args.json && process.stderr.isTTY;

@@ -4,7 +4,7 @@
 import { constants } from 'node:fs';
 import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CalibrationSource } from '../../quant/calibration.js';
+import type { CalibrationSource } from '../../quant/calibration/calibration.js';
 import type { QuantAlgo, QuantScheme } from '../../vocabulary.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
 import type { TargetPlan } from '../target-plan.js';
@@ -79,7 +79,7 @@ async function calibrationFor(
   resolvePath: (p: string) => string,
   signal?: AbortSignal,
 ): Promise<CalibrationSource> {
-  const { tokenCalibration } = await import('../../quant/calibration.js');
+  const { tokenCalibration } = await import('../../quant/calibration/calibration.js');
   const c = q.calibration ?? { samples: 16, sequence_length: 128 };
   if (c.tokens || c.text) {
     const { loadEvalInput } = await import('../../eval/inputs.js');

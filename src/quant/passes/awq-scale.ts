@@ -21,14 +21,14 @@ import { QuantizationError } from '../../util/errors.js';
 import type { AwqFamily } from '../algorithms/awq.js';
 import { applyClip } from '../algorithms/awq-clip.js';
 import type { RowQuantizer } from '../algorithms/output-error.js';
-import type { AwqSearchJob, AwqSearchOutcome } from '../analysis-kernel.js';
-import { captureActivations, requestBytes, scoringActivations, scoringRequest, type CalibrationSource } from '../calibration.js';
+import type { AwqSearchJob, AwqSearchOutcome } from '../workers/analysis-kernel.js';
+import { captureActivations, requestBytes, scoringActivations, scoringRequest, type CalibrationSource } from '../calibration/calibration.js';
 import type { WeightLayout } from '../formats/block.js';
-import { constantName, findEmbeddingGathers, findMatMulWeights, isValueUsed, nodeLabel, type Candidate, type Skipped } from '../find-weights.js';
+import { constantName, findEmbeddingGathers, findMatMulWeights, isValueUsed, nodeLabel, type Candidate, type Skipped } from './find-weights.js';
 import { MethodResolver, plannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
-import { definePass } from '../pass.js';
-import { PatternSet } from '../patterns.js';
-import { chunkByBytes, runInOrder } from '../run-in-order.js';
+import { definePass } from './pass.js';
+import { PatternSet } from './patterns.js';
+import { chunkByBytes, runInOrder } from '../streaming/run-in-order.js';
 import { AWQ_SCALED } from './matmul-nbits.js';
 
 export interface AwqScaleOptions extends MethodOptions {

@@ -18,14 +18,14 @@
 // with RTN (even when only tied tables are converted: left in float it would outweigh the whole quantized lm_head).
 import { attr, Node, type Graph } from '../../onnx/ir.js';
 import { Tensor } from '../../onnx/tensor.js';
-import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, WeightKeys, type Candidate, type Skipped } from '../find-weights.js';
-import type { QuantMethod } from '../kernel.js';
+import { constantName, dropUnusedConstant, findEmbeddingGathers, nodeLabel, WeightKeys, type Candidate, type Skipped } from './find-weights.js';
+import type { QuantMethod } from '../workers/kernel.js';
 import { validateMethod } from '../method.js';
-import { definePass } from '../pass.js';
-import { PatternSet } from '../patterns.js';
+import { definePass } from './pass.js';
+import { PatternSet } from './patterns.js';
 import type { EmbeddingsMode } from '../../vocabulary.js';
-import { QuantizedWeightIndex, addTensors, tensorsBytes, type QuantizedRecord } from '../quantized-weights.js';
-import { quantizeWeights, type QuantizedWeight } from '../quantize-weights.js';
+import { QuantizedWeightIndex, addTensors, tensorsBytes, type QuantizedRecord } from './quantized-weights.js';
+import { quantizeWeights, type QuantizedWeight } from '../streaming/quantize-weights.js';
 import { renameOp } from './matmul-nbits.js';
 
 export interface GatherBlockQuantizedOptions {

@@ -12,13 +12,13 @@
 // first, and a spill file keeps the quantized model out of memory.
 import { attr, Node, type Model } from '../../onnx/ir.js';
 import { QuantizationError } from '../../util/errors.js';
-import { captureHessians, type CalibrationSource, type HessianRequest } from '../calibration.js';
-import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, WeightKeys, type Candidate, type Skipped } from '../find-weights.js';
+import { captureHessians, type CalibrationSource, type HessianRequest } from '../calibration/calibration.js';
+import { constantName, dropUnusedConstant, findMatMulWeights, nodeLabel, WeightKeys, type Candidate, type Skipped } from './find-weights.js';
 import { MethodResolver, methodKey, plannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
-import { definePass } from '../pass.js';
-import { PatternSet } from '../patterns.js';
-import { QuantizedWeightIndex, addTensors, tensorsBytes } from '../quantized-weights.js';
-import { quantizeWeights, type QuantizedWeight, type WeightJob } from '../quantize-weights.js';
+import { definePass } from './pass.js';
+import { PatternSet } from './patterns.js';
+import { QuantizedWeightIndex, addTensors, tensorsBytes } from './quantized-weights.js';
+import { quantizeWeights, type QuantizedWeight, type WeightJob } from '../streaming/quantize-weights.js';
 
 /** Set in the pass context by quant:awq-scale once AWQ weights are scaled (their kernel is then RTN). */
 export const AWQ_SCALED = 'awqScaled';

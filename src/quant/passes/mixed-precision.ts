@@ -16,17 +16,17 @@
 import { DataType } from '../../onnx/dtype.js';
 import type { Model } from '../../onnx/ir.js';
 import type { RowQuantizer } from '../algorithms/output-error.js';
-import type { SensitivityJob, SensitivityOutcome } from '../analysis-kernel.js';
-import { captureActivations, requestBytes, scoringActivations, scoringRequest, type CalibrationSource } from '../calibration.js';
+import type { SensitivityJob, SensitivityOutcome } from '../workers/analysis-kernel.js';
+import { captureActivations, requestBytes, scoringActivations, scoringRequest, type CalibrationSource } from '../calibration/calibration.js';
 import { blockGeometry, zeroPointRowBytes } from '../formats/block.js';
 import { codecFor } from '../formats/index.js';
-import { constantName, findMatMulWeights, nodeLabel, type Candidate } from '../find-weights.js';
-import type { QuantMethod } from '../kernel.js';
+import { constantName, findMatMulWeights, nodeLabel, type Candidate } from './find-weights.js';
+import type { QuantMethod } from '../workers/kernel.js';
 import { MethodResolver, setPlannedSchemes, type MethodOptions, type NodeMethod, type Override } from '../method.js';
-import { definePass, type PassContext } from '../pass.js';
-import { PatternSet } from '../patterns.js';
-import { probeKl, type KlProbeUnit } from '../kl-probe.js';
-import { chunkByBytes, runInOrder } from '../run-in-order.js';
+import { definePass, type PassContext } from './pass.js';
+import { PatternSet } from './patterns.js';
+import { probeKl, type KlProbeUnit } from '../calibration/kl-probe.js';
+import { chunkByBytes, runInOrder } from '../streaming/run-in-order.js';
 import { QuantizationError } from '../../util/errors.js';
 import { isOneOf, QUANT_DEFAULTS, QUANT_SCHEMES, type QuantScheme, type SensitivityMeasure } from '../../vocabulary.js';
 

@@ -7,12 +7,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
-import { encodeModel } from '../onnx/codec.js';
-import { DataType, dataTypeName } from '../onnx/dtype.js';
-import { tensorType, type Model, type ValueInfo } from '../onnx/ir.js';
-import { float16BitsToFloat32 } from '../onnx/tensor.js';
-import { QuantizationError } from '../util/errors.js';
-import { Rng } from '../util/random.js';
+import { encodeModel } from '../../onnx/codec.js';
+import { DataType, dataTypeName } from '../../onnx/dtype.js';
+import { tensorType, type Model, type ValueInfo } from '../../onnx/ir.js';
+import { float16BitsToFloat32 } from '../../onnx/tensor.js';
+import { QuantizationError } from '../../util/errors.js';
+import { Rng } from '../../util/random.js';
 
 export type OrtTensor = OrtTypes.Tensor;
 export type Feeds = Record<string, OrtTensor>;
@@ -212,7 +212,7 @@ export async function probeSession(
   try {
     if ([...model.allTensors()].some((t) => t.source.kind === 'lazy')) {
       // Tensors computed on demand (e.g. AWQ-scaled weights) have no bytes to encode yet: write the model out.
-      const { saveModel } = await import('../onnx/model-file.js');
+      const { saveModel } = await import('../../onnx/model-file.js');
       const dir = await mkdtemp(join(tmpdir(), 'phi-forge-calibration-'));
       try {
         const written = await saveModel(model, join(dir, 'probe.onnx'));

@@ -1,13 +1,13 @@
 // The unit of work a pass hands to a worker: one weight's raw bytes in, MatMulNBits-ready byte buffers out.
 // Pure and synchronous, so it runs the same in a piscina worker (worker.ts) or inline (tests, tiny tensors).
-import { DataType, dataTypeName } from '../onnx/dtype.js';
-import { float32ToFloat16Bits, toFloat32, viewBytes } from '../onnx/tensor.js';
-import { QuantizationError, isPhiForgeError } from '../util/errors.js';
-import { gptqQuantize } from './algorithms/gptq.js';
-import { hqqQuantize } from './algorithms/hqq.js';
-import { rtnQuantize } from './algorithms/rtn.js';
-import { findNonFinite, type PackedWeight, type QuantReport, type RowPadding, type WeightLayout, type WeightMatrix } from './formats/block.js';
-import type { QuantAlgo, QuantScheme, TernaryGranularity } from '../vocabulary.js';
+import { DataType, dataTypeName } from '../../onnx/dtype.js';
+import { float32ToFloat16Bits, toFloat32, viewBytes } from '../../onnx/tensor.js';
+import { QuantizationError, isPhiForgeError } from '../../util/errors.js';
+import { gptqQuantize } from '../algorithms/gptq.js';
+import { hqqQuantize } from '../algorithms/hqq.js';
+import { rtnQuantize } from '../algorithms/rtn.js';
+import { findNonFinite, type PackedWeight, type QuantReport, type RowPadding, type WeightLayout, type WeightMatrix } from '../formats/block.js';
+import type { QuantAlgo, QuantScheme, TernaryGranularity } from '../../vocabulary.js';
 
 /** How one weight is quantized. */
 export interface QuantMethod {

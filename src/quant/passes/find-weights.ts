@@ -1,9 +1,9 @@
 // Which MatMul and Gather nodes read a constant weight, and how: the weight is an initializer (or a Constant node's
 // tensor), reached directly or through Identity / 2-D Transpose nodes. Everything else is reported with a reason.
-import { DataType, dataTypeName } from '../onnx/dtype.js';
-import type { Graph, Model, Node } from '../onnx/ir.js';
-import type { Tensor } from '../onnx/tensor.js';
-import type { WeightLayout } from './formats/block.js';
+import { DataType, dataTypeName } from '../../onnx/dtype.js';
+import type { Graph, Model, Node } from '../../onnx/ir.js';
+import type { Tensor } from '../../onnx/tensor.js';
+import type { WeightLayout } from '../formats/block.js';
 
 /** A constant reached from a node input. */
 export interface ConstantRef {

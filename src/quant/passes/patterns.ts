@@ -1,6 +1,6 @@
 // Node-name patterns for --exclude and per-node overrides: `/regex/flags` (searched anywhere in the name) or a glob
 // matched against the whole name, where `*` matches any run of characters (slashes included) and `?` one character.
-import { QuantizationError } from '../util/errors.js';
+import { QuantizationError } from '../../util/errors.js';
 
 export interface NamePattern {
   /** As the user wrote it. */

@@ -1,10 +1,10 @@
 // The initializers of a quantized weight: their names, adding them to a graph, and remembering which float weight
 // became which quantized tensors (so a later pass of the same run, e.g. tied embeddings, can read them instead of
 // quantizing again). quantize-weights.ts makes them.
-import type { Graph } from '../onnx/ir.js';
-import type { Tensor } from '../onnx/tensor.js';
-import type { WeightLayout } from './formats/block.js';
-import type { QuantMethod } from './kernel.js';
+import type { Graph } from '../../onnx/ir.js';
+import type { Tensor } from '../../onnx/tensor.js';
+import type { WeightLayout } from '../formats/block.js';
+import type { QuantMethod } from '../workers/kernel.js';
 import type { PassContext } from './pass.js';
 
 /** The initializers of one quantized weight. */

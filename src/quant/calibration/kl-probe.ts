@@ -8,10 +8,10 @@
 // Per calibration feed: one run with every m = 0 (the float model, the reference), then one run per weight with only
 // its m = 1. The model is restored as it was before this returns.
 import type * as OrtTypes from 'onnxruntime-node';
-import { DataType } from '../onnx/dtype.js';
-import { Node, tensorType, type Model, type ValueInfo } from '../onnx/ir.js';
-import { Tensor, float16BitsToFloat32, float32ToFloat16Bits, viewBytes } from '../onnx/tensor.js';
-import { QuantizationError } from '../util/errors.js';
+import { DataType } from '../../onnx/dtype.js';
+import { Node, tensorType, type Model, type ValueInfo } from '../../onnx/ir.js';
+import { Tensor, float16BitsToFloat32, float32ToFloat16Bits, viewBytes } from '../../onnx/tensor.js';
+import { QuantizationError } from '../../util/errors.js';
 import { loadOrt, probeSession, type CalibrationSource, type Feeds, type OrtTensor } from './calibration.js';
 
 export interface KlProbeUnit {

@@ -2,10 +2,10 @@
 // 200k-vocabulary lm_head is 2.4 GB in fp32 — is quantized in pieces that fit in memory and run on every worker.
 // Rows are contiguous in an [N, K] weight; in a [K, N] weight a band of rows is a band of columns, read row by row.
 import type { FileHandle } from 'node:fs/promises';
-import { bitsOf } from '../onnx/dtype.js';
-import { openExternalRange, readExternalRange } from '../onnx/tensor.js';
-import { OnnxError } from '../util/errors.js';
-import type { WeightRef } from './find-weights.js';
+import { bitsOf } from '../../onnx/dtype.js';
+import { openExternalRange, readExternalRange } from '../../onnx/tensor.js';
+import { OnnxError } from '../../util/errors.js';
+import type { WeightRef } from '../passes/find-weights.js';
 
 /** Float input bytes per piece: large enough that per-piece overhead vanishes, small enough that pieces in flight on every worker stay far below the model. */
 export const PIECE_BYTES = 64 << 20;

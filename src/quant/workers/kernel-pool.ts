@@ -2,7 +2,7 @@
 // through tsx), or inline when asked for zero threads. Input bytes the caller owns are transferred to the worker,
 // quantized results are transferred back.
 import { availableParallelism } from 'node:os';
-import { QuantizationError } from '../util/errors.js';
+import { QuantizationError } from '../../util/errors.js';
 import { runAnalysisSafe, type AnalysisJob, type AnalysisOutcome, type OutcomeOf } from './analysis-kernel.js';
 import { isKernelFailure, runKernelSafe, type KernelFailure, type KernelResult, type KernelTask } from './kernel.js';
 

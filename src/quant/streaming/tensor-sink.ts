@@ -4,8 +4,8 @@
 // The model is then saved elsewhere (saveModel copies the spilled bytes into its own data file) and the spill removed.
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { QuantizationError } from '../util/errors.js';
-import { Tensor } from '../onnx/tensor.js';
+import { QuantizationError } from '../../util/errors.js';
+import { Tensor } from '../../onnx/tensor.js';
 
 /** One tensor being written in consecutive pieces. */
 export interface TensorWriter {

@@ -2,13 +2,13 @@
 // passes: each weight is cut into row bands (weight-rows.ts), the bands of all weights run on the kernel pool a few
 // at a time, and their outputs are written, strictly in order, to the run's tensor sink (memory or a spill file).
 // Peak memory is the bands in flight plus one weight's scales, however big the model.
-import { DataType } from '../onnx/dtype.js';
-import type { Tensor } from '../onnx/tensor.js';
-import type { QuantReport } from './formats/block.js';
-import { constantName, type WeightRef } from './find-weights.js';
-import type { KernelResult, QuantMethod } from './kernel.js';
-import type { PassContext } from './pass.js';
-import { quantizedNames, type QuantizedTensors } from './quantized-weights.js';
+import { DataType } from '../../onnx/dtype.js';
+import type { Tensor } from '../../onnx/tensor.js';
+import type { QuantReport } from '../formats/block.js';
+import { constantName, type WeightRef } from '../passes/find-weights.js';
+import type { KernelResult, QuantMethod } from '../workers/kernel.js';
+import type { PassContext } from '../passes/pass.js';
+import { quantizedNames, type QuantizedTensors } from '../passes/quantized-weights.js';
 import { runInOrder } from './run-in-order.js';
 import type { TensorWriter } from './tensor-sink.js';
 import { readWeightRows, rowBands, type RowBand } from './weight-rows.js';

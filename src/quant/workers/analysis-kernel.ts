@@ -1,11 +1,11 @@
 // Analyses the data-aware passes hand to workers, next to the quantization kernel: AWQ's scale search for a group of
 // weights sharing one input, and one weight's sensitivity to the low and high schemes of mixed precision. Pure and
 // synchronous like kernel.ts (weights as raw bytes, activations as typed arrays; failures come back as data).
-import { toRows, type WeightLayout } from './formats/block.js';
-import { awqSearch, type AwqSearchResult } from './algorithms/awq.js';
-import { awqClip, blockGrams } from './algorithms/awq-clip.js';
-import { roundTrip, type ActivationSample, type RowQuantizer } from './algorithms/output-error.js';
-import { layerSensitivity, type SensitivityResult } from './algorithms/sensitivity.js';
+import { toRows, type WeightLayout } from '../formats/block.js';
+import { awqSearch, type AwqSearchResult } from '../algorithms/awq.js';
+import { awqClip, blockGrams } from '../algorithms/awq-clip.js';
+import { roundTrip, type ActivationSample, type RowQuantizer } from '../algorithms/output-error.js';
+import { layerSensitivity, type SensitivityResult } from '../algorithms/sensitivity.js';
 import { decodeWeight, toFailure, type KernelFailure } from './kernel.js';
 
 /** A weight as stored: raw little-endian bytes (FLOAT, FLOAT16, BFLOAT16 or DOUBLE), seen as N rows of K. */

@@ -1,9 +1,9 @@
 // Passes as values: `definePass({ name, run })`, where run(model, options, ctx) → { model, modified, stats }, and the one
 // runner that applies a list of them in order, reports progress and wraps failures in an error naming the pass.
-import type { Model } from '../onnx/ir.js';
-import { QuantizationError, isPhiForgeError } from '../util/errors.js';
-import { inlineKernelRunner, type KernelRunner } from './kernel-pool.js';
-import { memorySink, type TensorSink } from './tensor-sink.js';
+import type { Model } from '../../onnx/ir.js';
+import { QuantizationError, isPhiForgeError } from '../../util/errors.js';
+import { inlineKernelRunner, type KernelRunner } from '../workers/kernel-pool.js';
+import { memorySink, type TensorSink } from '../streaming/tensor-sink.js';
 
 export interface PassProgress {
   pass: string;
