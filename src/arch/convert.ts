@@ -7,7 +7,7 @@ import { copyTokenizerFiles } from '../checkpoint/tokenizer-files.js';
 import type { FloatDtype } from '../graph/builder.js';
 import { DataType } from '../onnx/dtype.js';
 import { saveModel } from '../onnx/model-file.js';
-import { assertGenaiConfigKeys, genaiConfig } from '../package/genai-config.js';
+import { assertGenaiConfigKeys, genaiConfig } from '../genai/write.js';
 import { getTarget } from '../target/index.js';
 import type { TargetId } from '../target/types.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';

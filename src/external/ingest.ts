@@ -9,7 +9,7 @@ import { copyTokenizerFiles, findTokenizerFiles } from '../checkpoint/tokenizer-
 import { DataType, dataTypeName } from '../onnx/dtype.js';
 import type { Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
-import { checkGenaiConfigKeys } from '../package/genai-config.js';
+import { checkGenaiConfigKeys } from '../genai/write.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { ExternalToolError, isPhiForgeError } from '../util/errors.js';
 import type { FoundQuantization } from './quant-mapping.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DataType, dataTypeName } from '../onnx/dtype.js';
 import type { Graph, Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel } from '../onnx/model-file.js';
-import { readGenaiDecoderConfig, type GenaiDecoderConfig } from '../runtime/genai-config.js';
+import { readGenaiDecoderConfig, type GenaiDecoderConfig } from '../genai/read.js';
 import type { Target } from '../target/index.js';
 import { activationTypesOn, unsupportedReason, type FloatTypeName } from '../target/ops.js';
 import { isPhiForgeError } from '../util/errors.js';

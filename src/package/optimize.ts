@@ -36,7 +36,7 @@ import { prepareModelEncode } from '../onnx/codec.js';
 import type { Graph, Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
 import type { Tensor } from '../onnx/tensor.js';
-import { readGenaiDecoderConfig } from '../runtime/genai-config.js';
+import { readGenaiDecoderConfig } from '../genai/read.js';
 import type { Target } from '../target/index.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { OnnxError, PackageError, isPhiForgeError } from '../util/errors.js';

@@ -2,7 +2,7 @@
 // parsed, and a short greedy generation from BOS on onnxruntime's CPU EP to prove the package loads and runs.
 // A model package (onnxruntime's multi-variant layout) is checked structurally, then each variant as a package.
 import { join } from 'node:path';
-import { readGenaiDecoderConfig } from '../runtime/genai-config.js';
+import { readGenaiDecoderConfig } from '../genai/read.js';
 import { isTargetId } from '../target/index.js';
 import { isPhiForgeError } from '../util/errors.js';
 import { checkFiles, readManifest, type FileProblem, type PackageManifest } from './manifest.js';

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { float16BitsToFloat32 } from '../onnx/tensor.js';
 import { EvalError, OnnxError } from '../util/errors.js';
-import { readGenaiDecoderConfig, type DecoderNames, type GenaiDecoderConfig } from './genai-config.js';
+import { readGenaiDecoderConfig, type DecoderNames, type GenaiDecoderConfig } from '../genai/read.js';
 import { KvCache } from './kv-cache.js';
 
 export interface DecoderSessionOptions {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { phi3Spec } from '../../src/arch/phi3.js';
 import { phiSpec } from '../../src/arch/phi.js';
-import { checkGenaiConfigKeys, genaiConfig } from '../../src/package/genai-config.js';
+import { checkGenaiConfigKeys, genaiConfig } from '../../src/genai/write.js';
 import { getTarget } from '../../src/target/index.js';
 
 // Phi-3-mini-4k-instruct's config.json fields the builder reads.
