@@ -2,7 +2,7 @@
 import type { FloatDtype, GraphBuilder } from '../graph/builder.js';
 import type { RotarySpec } from '../graph/rotary.js';
 import type { WeightSource } from '../graph/weights.js';
-import type { Target } from '../target/types.js';
+import type { GraphLayout } from '../target/types.js';
 import type { TensorRule, TensorTable } from './tensor-map.js';
 
 /** onnxruntime-genai's model type for the family (`model.type` in genai_config.json). */
@@ -35,7 +35,8 @@ export interface BuildContext {
   config: DecoderConfig;
   tensors: TensorTable;
   src: WeightSource;
-  target: Target;
+  layout: GraphLayout;
+  /** layout.activationDtype. */
   dtype: FloatDtype;
 }
 

@@ -1,50 +1,21 @@
-// The decoder fields of a package's genai_config.json the runtime needs (names and sizes of the graph's I/O).
+// Reading a model folder's genai_config.json, which we may not have written: JSON, the parser's types for the keys
+// we know (unknown keys are the key check's business), then what running the decoder needs — its sizes, and a
+// decoder file name that stays inside the folder (the name is untrusted) — as one typed value. Errors name the file
+// and the field.
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
-import { OnnxError } from '../util/errors.js';
+import { join } from 'node:path';
+import { GenaiConfigError } from '../util/errors.js';
+import { assertSafeRelativePath } from '../util/safe-name.js';
+import { decoderNames, type DecoderNames } from './io-names.js';
+import { fieldPath, GENAI_CONFIG_READ_SCHEMA, issueText, type GenaiConfig } from './schema.js';
 
-const tokenIds = z.union([z.number().int(), z.array(z.number().int())]);
+export const GENAI_CONFIG_FILE = 'genai_config.json';
+/** The decoder file when genai_config.json names none (onnxruntime-genai has no default; every builder writes this). */
+export const DEFAULT_DECODER_FILE = 'model.onnx';
 
-const schema = z.object({
-  model: z
-    .object({
-      type: z.string().optional(),
-      bos_token_id: z.number().int().optional(),
-      eos_token_id: tokenIds.optional(),
-      pad_token_id: tokenIds.optional(),
-      vocab_size: z.number().int().positive().optional(),
-      context_length: z.number().int().positive().optional(),
-      decoder: z
-        .object({
-          filename: z.string().default('model.onnx'),
-          head_size: z.number().int().positive(),
-          num_hidden_layers: z.number().int().nonnegative(),
-          num_key_value_heads: z.number().int().positive(),
-          inputs: z
-            .object({
-              input_ids: z.string().default('input_ids'),
-              attention_mask: z.string().default('attention_mask'),
-              position_ids: z.string().optional(),
-              past_key_names: z.string().default('past_key_values.%d.key'),
-              past_value_names: z.string().default('past_key_values.%d.value'),
-            })
-            .loose()
-            .prefault({}),
-          outputs: z
-            .object({
-              logits: z.string().default('logits'),
-              present_key_names: z.string().default('present.%d.key'),
-              present_value_names: z.string().default('present.%d.value'),
-            })
-            .loose()
-            .prefault({}),
-        })
-        .loose(),
-    })
-    .loose(),
-});
-
-export interface GenaiDecoderConfig {
+/** What running the decoder needs from genai_config.json, checked and with the defaults applied. */
+export interface GenaiDecoder {
+  /** model.decoder.filename: a safe relative path inside the folder. */
   modelFile: string;
   numLayers: number;
   numKvHeads: number;
@@ -56,62 +27,88 @@ export interface GenaiDecoderConfig {
   names: DecoderNames;
 }
 
-/** Graph I/O names, one entry per layer for the cache. */
-export interface DecoderNames {
-  inputIds: string;
-  attentionMask: string;
-  positionIds?: string;
-  pastKeys: string[];
-  pastValues: string[];
-  logits: string;
-  presentKeys: string[];
-  presentValues: string[];
+export interface GenaiConfigFile {
+  /** The file read. */
+  path: string;
+  /** The JSON as read (unknown keys kept), its known keys of the parser's types. */
+  config: GenaiConfig;
+  decoder: GenaiDecoder;
 }
 
-/** Reads and validates genai_config.json (only the fields the runtime uses; the rest is left to its writer). */
-export async function readGenaiDecoderConfig(path: string): Promise<GenaiDecoderConfig> {
-  let raw: unknown;
+/** The genai_config.json of a model folder. */
+export function genaiConfigPath(dir: string): string {
+  return join(dir, GENAI_CONFIG_FILE);
+}
+
+/** Reads and checks `<dir>/genai_config.json`. Throws GenaiConfigError (MISSING, JSON, INVALID, UNSAFE_PATH). */
+export async function readGenaiConfig(dir: string): Promise<GenaiConfigFile> {
+  const path = genaiConfigPath(dir);
+  return parseGenaiConfig(await readGenaiJson(path), path);
+}
+
+/** The file's JSON, unchecked (for callers that check the keys first, like ingest). */
+export async function readGenaiJson(path: string): Promise<unknown> {
+  let text: string;
   try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new OnnxError(missing ? 'GENAI_CONFIG_MISSING' : 'GENAI_CONFIG_JSON', missing ? 'no genai_config.json' : `not valid JSON: ${(e as Error).message}`, {
+    throw new GenaiConfigError(missing ? 'GENAI_CONFIG_MISSING' : 'GENAI_CONFIG_UNREADABLE', missing ? 'no genai_config.json' : `cannot read it (${(e as Error).message})`, {
       file: path,
-      fix: missing
-        ? 'point at a model folder built by `pnpm pipeline build`/`convert` (or at its model.onnx file directly)'
-        : 'rebuild the package (the file is damaged)',
+      fix: missing ? 'point at a model folder built by `pnpm pipeline build`/`convert` (or at its model.onnx file directly)' : 'check the file\'s permissions',
       cause: e,
     });
   }
-  const r = schema.safeParse(raw);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new GenaiConfigError('GENAI_CONFIG_JSON', `not valid JSON: ${(e as Error).message}`, { file: path, fix: 'rebuild the package (the file is damaged)', cause: e });
+  }
+}
+
+/** Checks parsed genai_config.json content (read from `path`, for messages) and returns its typed value. */
+export function parseGenaiConfig(json: unknown, path: string): GenaiConfigFile {
+  const r = GENAI_CONFIG_READ_SCHEMA.safeParse(json);
   if (!r.success) {
-    throw new OnnxError('GENAI_CONFIG_INVALID', `genai_config.json lacks decoder fields: ${z.prettifyError(r.error)}`, {
+    const lines = r.error.issues.map((i) => `${fieldPath(i.path)}: ${issueText(i)}`);
+    throw new GenaiConfigError('GENAI_CONFIG_INVALID', `onnxruntime-genai would not read it:\n  ${lines.join('\n  ')}`, {
       file: path,
-      fix: 'rebuild the package, or add model.decoder.{head_size, num_hidden_layers, num_key_value_heads}',
+      fix: 'rebuild the package, or correct these fields',
     });
   }
-  const m = r.data.model;
-  const d = m.decoder;
-  const perLayer = (template: string) => Array.from({ length: d.num_hidden_layers }, (_, i) => template.replace('%d', String(i)));
+  // The value handed on is the JSON as read (unknown keys and key order kept), now known to be of these types.
+  const config = json as GenaiConfig;
+  const m = config.model ?? {};
+  const d = m.decoder ?? {};
+  // The cache is [batch, kv heads, sequence, head size] per layer: without these sizes no forward can be fed.
+  const least = { head_size: 1, num_hidden_layers: 0, num_key_value_heads: 1 } as const;
+  const missing = (Object.keys(least) as (keyof typeof least)[]).filter((k) => !(d[k]! >= least[k])).map((k) => `model.decoder.${k}`);
+  if (missing.length) {
+    throw new GenaiConfigError('GENAI_CONFIG_INVALID', `genai_config.json lacks decoder sizes: ${missing.join(', ')} (missing or out of range)`, {
+      file: path,
+      fix: 'rebuild the package, or add the decoder sizes (head_size, num_hidden_layers, num_key_value_heads)',
+    });
+  }
+  const modelFile = assertSafeRelativePath(
+    d.filename ?? DEFAULT_DECODER_FILE,
+    { file: path, field: 'model.decoder.filename', fix: 'name the decoder file relative to the folder genai_config.json is in (e.g. "model.onnx"), or rebuild the package' },
+    GenaiConfigError,
+  );
+  const numLayers = d.num_hidden_layers!;
   const eos = m.eos_token_id === undefined ? [] : Array.isArray(m.eos_token_id) ? m.eos_token_id : [m.eos_token_id];
   return {
-    modelFile: d.filename,
-    numLayers: d.num_hidden_layers,
-    numKvHeads: d.num_key_value_heads,
-    headSize: d.head_size,
-    vocabSize: m.vocab_size,
-    contextLength: m.context_length,
-    bosTokenId: m.bos_token_id,
-    eosTokenIds: eos,
-    names: {
-      inputIds: d.inputs.input_ids,
-      attentionMask: d.inputs.attention_mask,
-      positionIds: d.inputs.position_ids,
-      pastKeys: perLayer(d.inputs.past_key_names),
-      pastValues: perLayer(d.inputs.past_value_names),
-      logits: d.outputs.logits,
-      presentKeys: perLayer(d.outputs.present_key_names),
-      presentValues: perLayer(d.outputs.present_value_names),
+    path,
+    config,
+    decoder: {
+      modelFile,
+      numLayers,
+      numKvHeads: d.num_key_value_heads!,
+      headSize: d.head_size!,
+      vocabSize: m.vocab_size,
+      contextLength: m.context_length,
+      bosTokenId: m.bos_token_id,
+      eosTokenIds: eos,
+      names: decoderNames(d, numLayers),
     },
   };
 }
