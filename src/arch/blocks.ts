@@ -1,4 +1,4 @@
-// Decoder pieces every family shares, laid out per target: graph I/O and mask summary, embeddings, attention, LM head.
+// Decoder pieces every family shares, per graph layout: graph I/O and mask summary, embeddings, attention, LM head.
 // Family-neutral: they read only the roles `embed` and `lm_head` (which every family's tensor table names) and the
 // weights a family's graph hands them.
 import { attr } from '../onnx/ir.js';
@@ -8,7 +8,7 @@ import { linear, weightName } from '../graph/linear.js';
 import { concatenatedRotaryCaches, offsetPositionIds, selectedRotaryCaches, type CacheNames } from '../graph/rotary.js';
 import { linearWeight, plainWeight, type RowSlice } from '../graph/weights.js';
 import { ArchitectureError } from '../util/errors.js';
-import type { Target } from '../target/types.js';
+import type { GraphLayout } from '../target/types.js';
 import type { BuildContext, DecoderConfig } from './types.js';
 
 export interface Prologue {
@@ -31,8 +31,8 @@ export type RotaryPlacement = 'attention' | 'nodes';
  * onnxruntime's GroupQueryAttention rotates in place only for head_size and rotary_dim multiples of 16 (every real
  * Phi); small heads (stories260K: 8) and DirectML, which runs no rotary inside attention, rotate in nodes.
  */
-export function rotaryPlacement(c: DecoderConfig, target: Target): RotaryPlacement {
-  if (target.graph === 'dml') return 'nodes';
+export function rotaryPlacement(c: DecoderConfig, layout: Pick<GraphLayout, 'graph'>): RotaryPlacement {
+  if (layout.graph === 'dml') return 'nodes';
   return c.headSize % 16 === 0 && c.rotary.rotaryDim % 16 === 0 ? 'attention' : 'nodes';
 }
 
@@ -57,11 +57,11 @@ export function checkAttentionShape(c: DecoderConfig): void {
   }
 }
 
-/** Graph I/O, the attention-mask summary, the rotary caches and (for rotary in nodes) position ids, laid out for the target. */
+/** Graph I/O, the attention-mask summary, the rotary caches and (for rotary in nodes) position ids, laid out for the graph layout. */
 export function prologue(ctx: BuildContext): Prologue {
-  const { b, config: c, target, dtype } = ctx;
-  const dml = target.graph === 'dml';
-  const rotary = rotaryPlacement(c, target);
+  const { b, config: c, layout, dtype } = ctx;
+  const dml = layout.graph === 'dml';
+  const rotary = rotaryPlacement(c, layout);
   const io = declareDecoderIo(b, {
     layers: c.numLayers,
     kvHeads: c.kvHeads,

@@ -1,9 +1,9 @@
-// Checkpoint config + tensors → an IR model whose initializers are lazy (nothing read yet), for a target and dtype.
+// Checkpoint config + tensors → an IR model whose initializers are lazy (nothing read yet), for a graph layout.
 import type { HfConfigJson } from '../checkpoint/hf-config.js';
-import { GraphBuilder, type FloatDtype } from '../graph/builder.js';
+import { GraphBuilder } from '../graph/builder.js';
 import type { WeightSource } from '../graph/weights.js';
 import type { Model } from '../onnx/ir.js';
-import type { Target } from '../target/types.js';
+import type { GraphLayout } from '../target/types.js';
 import { checkAttentionShape } from './blocks.js';
 import { parseArchConfig } from './index.js';
 import { checkTensors } from './tensor-check.js';
@@ -18,8 +18,8 @@ export interface BuildModelInput {
   source: WeightSource;
   /** The file holding a tensor (a checkpoint shard), for error messages. */
   fileOf?: (name: string) => string | undefined;
-  target: Target;
-  dtype: FloatDtype;
+  /** Attention form and activation (and float weight) dtype: all the graph depends on of where it runs. */
+  layout: GraphLayout;
 }
 
 export interface BuiltModel {
@@ -51,7 +51,7 @@ export function buildModel(input: BuildModelInput): BuiltModel {
   });
   const tensors = TensorTable.build(decoder.architecture, spec.tensorMap, names, decoder.numLayers);
   const b = new GraphBuilder();
-  spec.build({ b, config: decoder, tensors, src: input.source, target: input.target, dtype: input.dtype });
+  spec.build({ b, config: decoder, tensors, src: input.source, layout: input.layout, dtype: input.layout.activationDtype });
   b.graph.topologicalSort();
   return { model: b.model, decoder, spec, variant: spec.variant(decoder) };
 }

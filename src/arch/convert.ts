@@ -4,18 +4,18 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
 import { copyTokenizerFiles } from '../checkpoint/tokenizer-files.js';
-import type { FloatDtype } from '../graph/builder.js';
-import { DataType } from '../onnx/dtype.js';
+import { withProviders } from '../genai/providers.js';
+import { GENAI_CONFIG_FILE } from '../genai/read.js';
+import { assertGenaiConfigKeys } from '../genai/schema.js';
+import { genaiConfig, writeGenaiConfig } from '../genai/write.js';
 import { saveModel } from '../onnx/model-file.js';
-import { assertGenaiConfigKeys, genaiConfig } from '../package/genai-config.js';
-import { getTarget } from '../target/index.js';
-import type { TargetId } from '../target/types.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { getTarget, type GraphLayout, type TargetId } from '../target/index.js';
+import { graphLayout, layoutId, precisionOf, type ActivationPrecision } from '../target/layout.js';
 import { buildModel } from './build-model.js';
 import { checkpointSource } from './checkpoint-source.js';
 import type { DecoderConfig } from './types.js';
 
-export type Precision = 'fp32' | 'fp16';
+export type Precision = ActivationPrecision;
 
 export interface ConvertProgress {
   /** Initializer being written. */
@@ -26,14 +26,18 @@ export interface ConvertProgress {
   totalBytes?: number;
 }
 
-export interface ConvertOptions {
+/**
+ * What the folder is built for: a target (its graph layout at `precision`, default the target's own, and its genai
+ * provider options), or a bare graph layout — then genai_config.json selects no execution provider: the convert
+ * stage builds per layout, and the package stage writes the target's providers.
+ */
+export type ConvertFor = { target?: TargetId; precision?: Precision; layout?: never } | { layout: GraphLayout; target?: never; precision?: never };
+
+export type ConvertOptions = ConvertFor & {
   checkpointDir: string;
   outDir: string;
-  /** Activation and weight precision; defaults to the target's (fp32 for cpu/mobile, fp16 for cuda/dml). */
-  precision?: Precision;
-  target?: TargetId;
   onProgress?: (p: ConvertProgress) => void;
-}
+};
 
 export interface ConvertResult {
   outDir: string;
@@ -42,12 +46,13 @@ export interface ConvertResult {
   architecture: string;
   variant: string[];
   decoder: DecoderConfig;
-  target: TargetId;
+  /** The target whose providers genai_config.json selects; absent for a bare layout. */
+  target?: TargetId;
+  /** The graph layout, e.g. `gqa-packed-fp16`. */
+  layout: string;
   precision: Precision;
   initializers: number;
 }
-
-const PRECISION_DTYPE: Record<Precision, FloatDtype> = { fp32: DataType.FLOAT, fp16: DataType.FLOAT16 };
 
 /**
  * Converts a checkpoint folder. The graph is built first with lazy initializers (no weight read); saveModel then
@@ -55,8 +60,8 @@ const PRECISION_DTYPE: Record<Precision, FloatDtype> = { fp32: DataType.FLOAT, f
  * model.onnx.data in chunks — peak memory is about the largest weight in its stored dtype plus one 64 MiB chunk.
  */
 export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertResult> {
-  const target = getTarget(opts.target ?? 'cpu');
-  const precision: Precision = opts.precision ?? (target.activationDtype === DataType.FLOAT16 ? 'fp16' : 'fp32');
+  const target = opts.layout ? undefined : getTarget(opts.target ?? 'cpu');
+  const layout = opts.layout ?? graphLayout(target!, opts.precision);
   const outDir = resolve(opts.outDir);
   const ckpt = await Checkpoint.open(opts.checkpointDir);
   try {
@@ -65,17 +70,17 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
       tensorNames: ckpt.tensorNames(),
       source: checkpointSource(ckpt),
       fileOf: (name) => (ckpt.has(name) ? ckpt.entry(name).file : undefined),
-      target,
-      dtype: PRECISION_DTYPE[precision],
+      layout,
     });
     // genai_config first: a checkpoint it cannot describe fails before gigabytes are written.
     const tokenizerFiles = await ckpt.tokenizerFiles();
-    const config = genaiConfig({
+    const layoutConfig = genaiConfig({
       config: built.decoder,
-      target,
+      layout,
       generation: ckpt.generationConfig,
       tokenizerEos: needsTokenizerEos(built.decoder, ckpt) ? await tokenizerEos(ckpt.dir, tokenizerFiles) : undefined,
     });
+    const config = target ? withProviders(layoutConfig, target) : layoutConfig;
     assertGenaiConfigKeys(config);
     await mkdir(outDir, { recursive: true });
     const initializers = built.model.graph.initializers.length;
@@ -87,17 +92,18 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
       onProgress: (p) => opts.onProgress?.({ tensor: p.tensor, tensors: p.tensors, totalTensors: p.totalTensors, bytes: p.bytes, totalBytes: p.totalBytes }),
     });
 
-    await writeFileAtomic(join(outDir, 'genai_config.json'), JSON.stringify(config, null, 4) + '\n');
+    await writeGenaiConfig(outDir, config);
     const tokenizer = await copyTokenizerFiles(tokenizerFiles, outDir);
 
     return {
       outDir,
-      files: ['model.onnx', 'model.onnx.data', 'genai_config.json', ...tokenizer.map((f) => f.slice(outDir.length + 1))],
+      files: ['model.onnx', 'model.onnx.data', GENAI_CONFIG_FILE, ...tokenizer.map((f) => f.slice(outDir.length + 1))],
       architecture: built.decoder.architecture,
       variant: built.variant,
       decoder: built.decoder,
-      target: target.id,
-      precision,
+      target: target?.id,
+      layout: layoutId(layout),
+      precision: precisionOf(layout.activationDtype),
       initializers,
     };
   } finally {

@@ -3,7 +3,7 @@ import type { HfConfigJson } from '../checkpoint/hf-config.js';
 import type { FloatDtype, GraphBuilder } from '../graph/builder.js';
 import type { RotarySpec } from '../graph/rotary.js';
 import type { WeightSource } from '../graph/weights.js';
-import type { Target } from '../target/types.js';
+import type { GraphLayout } from '../target/types.js';
 import type { TensorRule, TensorTable } from './tensor-map.js';
 
 /** onnxruntime-genai's model type for the family (`model.type` in genai_config.json). */
@@ -36,7 +36,8 @@ export interface BuildContext {
   config: DecoderConfig;
   tensors: TensorTable;
   src: WeightSource;
-  target: Target;
+  layout: GraphLayout;
+  /** layout.activationDtype. */
   dtype: FloatDtype;
 }
 

@@ -1,13 +1,10 @@
 // The onnxruntime-genai model builder's command line from a build request: `python -m
 // onnxruntime_genai.models.builder -i <checkpoint> -o <out> -p <precision> -e <ep> -c <cache> --extra_options k=v ...`.
-import type { TargetId } from '../target/types.js';
+import { getTarget, type TargetId } from '../target/index.js';
 import type { GenaiBuilderOptions } from './options.js';
 import { decideQuant, type QuantDecision, type RecipeQuant } from './quant-mapping.js';
 
 export const GENAI_BUILDER_MODULE = 'onnxruntime_genai.models.builder';
-
-/** `-e` per target: mobile packages run the CPU graph. */
-export const GENAI_EXECUTION_PROVIDER: Record<TargetId, 'cpu' | 'cuda' | 'dml'> = { cpu: 'cpu', mobile: 'cpu', cuda: 'cuda', dml: 'dml' };
 
 export interface GenaiBuildInput {
   checkpointDir: string;
@@ -57,7 +54,7 @@ export function genaiBuilderInvocation(input: GenaiBuildInput): GenaiInvocation 
   const args = ['-m', GENAI_BUILDER_MODULE];
   // `-m` of the builder is the hub name; the checkpoint itself always comes from the local folder (-i).
   if (o.model_name) args.push('-m', o.model_name);
-  args.push('-i', input.checkpointDir, '-o', input.outputDir, '-p', quant.precision, '-e', o.execution_provider ?? GENAI_EXECUTION_PROVIDER[input.target], '-c', o.cache_dir ?? input.cacheDir);
+  args.push('-i', input.checkpointDir, '-o', input.outputDir, '-p', quant.precision, '-e', o.execution_provider ?? getTarget(input.target).genaiBuilderEp, '-c', o.cache_dir ?? input.cacheDir);
   const pairs = Object.entries(extra).map(([k, v]) => `${k}=${v}`);
   if (pairs.length) args.push('--extra_options', ...pairs);
   return { args, quant, extraOptions: extra };

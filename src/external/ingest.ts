@@ -3,20 +3,21 @@
 // decodable model with the inputs/outputs the config names, external data within its files), and lay them out in
 // our stage folder exactly like the native builder's output.
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { copyTokenizerFiles, findTokenizerFiles } from '../checkpoint/tokenizer-files.js';
+import { graphIo, ioProblems } from '../genai/io-check.js';
+import { GENAI_CONFIG_FILE, genaiConfigPath, parseGenaiConfig, readGenaiJson, type GenaiConfigFile } from '../genai/read.js';
+import { checkGenaiConfigKeys } from '../genai/schema.js';
+import { writeGenaiConfig } from '../genai/write.js';
 import { DataType, dataTypeName } from '../onnx/dtype.js';
-import type { Model, ValueInfo } from '../onnx/ir.js';
+import type { Model } from '../onnx/ir.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
-import { checkGenaiConfigKeys } from '../package/genai-config.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
 import { ExternalToolError, isPhiForgeError } from '../util/errors.js';
 import type { FoundQuantization } from './quant-mapping.js';
 
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';
-export const GENAI_CONFIG_FILE = 'genai_config.json';
 /** Like convertCheckpoint: only the Constant nodes' few-int64 values stay inline when we re-save. */
 const RESAVE_INLINE_BYTES = 64;
 /** How deep below the tool's output folder a model folder is looked for (Olive: output/model/, output/<pass>/model/). */
@@ -63,12 +64,12 @@ export async function ingestToolOutput(opts: IngestOptions): Promise<IngestResul
   const outDir = resolve(opts.outDir);
   const move = opts.move ?? true;
   const dir = await findModelFolder(root, opts.tool);
-  const configPath = join(dir, GENAI_CONFIG_FILE);
-  const config = await readGenaiConfig(configPath, opts.tool);
-  const decoder = config.model.decoder;
-  const modelPath = resolve(dir, decoder.filename);
-  if (!isInside(dir, modelPath)) throw outputError('EXTERNAL_OUTPUT_BAD_CONFIG', `genai_config.json names decoder file "${decoder.filename}" outside its folder`, opts.tool, configPath);
-  if (!(await isFile(modelPath))) throw outputError('EXTERNAL_OUTPUT_NO_MODEL', `genai_config.json names decoder file ${decoder.filename}, which is not there`, opts.tool, configPath);
+  const configPath = genaiConfigPath(dir);
+  const config = await readToolConfig(configPath, opts.tool);
+  // A safe relative path (checked by the genai reader): it cannot leave the folder.
+  const decoderFile = config.decoder.modelFile;
+  const modelPath = join(dir, decoderFile);
+  if (!(await isFile(modelPath))) throw outputError('EXTERNAL_OUTPUT_NO_MODEL', `genai_config.json names decoder file ${decoderFile}, which is not there`, opts.tool, configPath);
 
   let model: Model;
   try {
@@ -89,11 +90,10 @@ export async function ingestToolOutput(opts: IngestOptions): Promise<IngestResul
     await place(configPath, join(outDir, GENAI_CONFIG_FILE), move);
   } else {
     await saveModel(model, join(outDir, MODEL_FILE), { externalData: DATA_FILE, sizeThreshold: RESAVE_INLINE_BYTES });
-    if (decoder.filename === MODEL_FILE) await place(configPath, join(outDir, GENAI_CONFIG_FILE), move);
+    if (decoderFile === MODEL_FILE) await place(configPath, join(outDir, GENAI_CONFIG_FILE), move);
     else {
-      const raw = structuredClone(config.raw) as { model: { decoder: { filename: string } } };
-      raw.model.decoder.filename = MODEL_FILE;
-      await writeFileAtomic(join(outDir, GENAI_CONFIG_FILE), JSON.stringify(raw, null, 4) + '\n');
+      const model = config.config.model ?? {};
+      await writeGenaiConfig(outDir, { ...config.config, model: { ...model, decoder: { ...model.decoder, filename: MODEL_FILE } } });
     }
   }
   files.push(MODEL_FILE, ...((await isFile(join(outDir, DATA_FILE))) ? [DATA_FILE] : []), GENAI_CONFIG_FILE);
@@ -145,54 +145,23 @@ export async function findModelFolder(root: string, tool: string): Promise<strin
 // ---------------------------------------------------------------------------------------------------------------
 // genai_config.json
 
-interface GenaiConfigView {
-  raw: Record<string, unknown>;
-  model: {
-    decoder: {
-      filename: string;
-      num_hidden_layers: number;
-      num_key_value_heads?: number;
-      head_size?: number;
-      inputs: Record<string, unknown>;
-      outputs: Record<string, unknown>;
-    };
-    vocab_size?: number;
-  };
-}
-
-async function readGenaiConfig(path: string, tool: string): Promise<GenaiConfigView> {
-  let raw: unknown;
+/** The tool's genai_config.json, read by the genai module; its problems become this tool's output errors. */
+async function readToolConfig(path: string, tool: string): Promise<GenaiConfigFile> {
+  let json: unknown;
   try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    json = await readGenaiJson(path);
   } catch (e) {
-    throw outputError('EXTERNAL_OUTPUT_BAD_CONFIG', `genai_config.json is not valid JSON (${(e as Error).message})`, tool, path, e);
+    throw outputError('EXTERNAL_OUTPUT_BAD_CONFIG', reasonOf(e), tool, path, e);
   }
-  const problems = checkGenaiConfigKeys(raw);
-  const model = (raw as { model?: { decoder?: Record<string, unknown>; vocab_size?: unknown } } | null)?.model;
-  const decoder = model?.decoder;
-  if (!decoder || typeof decoder !== 'object') problems.push('model.decoder: missing');
-  else {
-    if (typeof decoder.filename !== 'string' || !decoder.filename) problems.push('model.decoder.filename: missing');
-    if (!Number.isInteger(decoder.num_hidden_layers) || (decoder.num_hidden_layers as number) <= 0) problems.push('model.decoder.num_hidden_layers: missing or not a positive integer');
-  }
+  const problems = checkGenaiConfigKeys(json);
   if (problems.length) {
     throw outputError('EXTERNAL_OUTPUT_CONFIG_KEYS', `genai_config.json would not load in onnxruntime-genai:\n  ${problems.join('\n  ')}`, tool, path, undefined, 'a newer tool may write keys the runtime we target does not know yet: use the tool version the README names, or fix the keys and rebuild');
   }
-  const d = decoder as Record<string, unknown>;
-  return {
-    raw: raw as Record<string, unknown>,
-    model: {
-      decoder: {
-        filename: d.filename as string,
-        num_hidden_layers: d.num_hidden_layers as number,
-        num_key_value_heads: typeof d.num_key_value_heads === 'number' ? d.num_key_value_heads : undefined,
-        head_size: typeof d.head_size === 'number' ? d.head_size : undefined,
-        inputs: isRecord(d.inputs) ? d.inputs : {},
-        outputs: isRecord(d.outputs) ? d.outputs : {},
-      },
-      vocab_size: typeof model?.vocab_size === 'number' ? model.vocab_size : undefined,
-    },
-  };
+  try {
+    return parseGenaiConfig(json, path);
+  } catch (e) {
+    throw outputError('EXTERNAL_OUTPUT_BAD_CONFIG', reasonOf(e), tool, path, e);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -205,46 +174,11 @@ interface ModelLayout {
   quantization?: QuantizationFound;
 }
 
-async function checkModel(model: Model, config: GenaiConfigView, dir: string, modelPath: string, tool: string): Promise<ModelLayout> {
+async function checkModel(model: Model, config: GenaiConfigFile, dir: string, modelPath: string, tool: string): Promise<ModelLayout> {
   const problems: string[] = [];
-  const d = config.model.decoder;
-  const name = (group: Record<string, unknown>, key: string, dflt: string) => (typeof group[key] === 'string' ? (group[key] as string) : dflt);
-  const inputs = new Map(model.graph.inputs.map((v) => [v.name, v]));
-  const outputs = new Map(model.graph.outputs.map((v) => [v.name, v]));
-
   if (!model.opsetImports.some((o) => o.domain === '' || o.domain === 'ai.onnx')) problems.push('no ONNX opset import');
-  for (const key of ['input_ids', 'attention_mask']) {
-    const n = name(d.inputs, key, key);
-    if (!inputs.has(n)) problems.push(`graph input ${n} (genai_config inputs.${key}) is missing`);
-  }
-  const logitsName = name(d.outputs, 'logits', 'logits');
-  const logits = outputs.get(logitsName);
-  if (!logits) problems.push(`graph output ${logitsName} (genai_config outputs.logits) is missing`);
-  const vocab = logits ? dimValue(logits, -1) : undefined;
-  if (vocab !== undefined && config.model.vocab_size !== undefined && vocab !== config.model.vocab_size) {
-    problems.push(`${logitsName} has ${vocab} columns but genai_config says vocab_size ${config.model.vocab_size}`);
-  }
-  const kv: [Map<string, ValueInfo>, Record<string, unknown>, string, string][] = [
-    [inputs, d.inputs, 'past_key_names', 'past_key_values.%d.key'],
-    [inputs, d.inputs, 'past_value_names', 'past_key_values.%d.value'],
-    [outputs, d.outputs, 'present_key_names', 'present.%d.key'],
-    [outputs, d.outputs, 'present_value_names', 'present.%d.value'],
-  ];
-  for (const [values, group, key, dflt] of kv) {
-    const pattern = name(group, key, dflt);
-    const missing: string[] = [];
-    for (let i = 0; i < d.num_hidden_layers; i++) {
-      const v = values.get(pattern.replace('%d', String(i)));
-      if (!v) missing.push(pattern.replace('%d', String(i)));
-      else {
-        const heads = dimValue(v, 1);
-        const size = dimValue(v, 3);
-        if (d.num_key_value_heads !== undefined && heads !== undefined && heads !== d.num_key_value_heads) problems.push(`${v.name} has ${heads} kv heads, genai_config says ${d.num_key_value_heads}`);
-        if (d.head_size !== undefined && size !== undefined && size !== d.head_size) problems.push(`${v.name} has head size ${size}, genai_config says ${d.head_size}`);
-      }
-    }
-    if (missing.length) problems.push(`${missing.length} of ${d.num_hidden_layers} ${key} (${pattern}) are missing, e.g. ${missing[0]}`);
-  }
+  problems.push(...ioProblems(graphIo(model.graph), config.decoder));
+  const logits = model.graph.outputs.find((o) => o.name === config.decoder.names.logits);
 
   // External data: inside the folder, present, long enough.
   const locations = new Set<string>();
@@ -285,13 +219,6 @@ async function checkModel(model: Model, config: GenaiConfigView, dir: string, mo
   return { locations, logitsDtype: dataTypeName(elem), quantization };
 }
 
-function dimValue(v: ValueInfo, axis: number): number | undefined {
-  if (v.type?.kind !== 'tensor' || !v.type.shape) return undefined;
-  const dims = v.type.shape;
-  const d = dims[axis < 0 ? dims.length + axis : axis];
-  return d && 'value' in d && typeof d.value === 'number' ? d.value : undefined;
-}
-
 function addUnique(list: number[], v: number): void {
   if (!list.includes(v)) list.push(v);
   list.sort((a, b) => a - b);
@@ -325,8 +252,9 @@ function isInside(dir: string, p: string): boolean {
   return r !== '' && !r.startsWith('..') && !r.startsWith(sep) && dirname(r) !== '..';
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A typed error's message without its file prefix duplicated or its fix (ours replaces it). */
+function reasonOf(e: unknown): string {
+  return (e as Error).message.split('\n  fix: ')[0];
 }
 
 function outputError(code: string, message: string, tool: string, file: string, cause?: unknown, fix?: string): ExternalToolError {

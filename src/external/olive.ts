@@ -1,17 +1,15 @@
 // Olive from a build request: the `olive` command lines for each mode and, for `olive run --config`, the workflow
 // config JSON with one ModelBuilder pass carrying the recipe's quant options.
 import { join } from 'node:path';
-import type { TargetId } from '../target/types.js';
+import { getTarget, type TargetId } from '../target/index.js';
 import type { OliveBuilderOptions } from './options.js';
 import { decideQuant, unsupported, type QuantDecision, type RecipeQuant } from './quant-mapping.js';
 
-/** Olive accelerator per target: device and execution provider. */
-export const OLIVE_ACCELERATOR: Record<TargetId, { device: 'cpu' | 'gpu'; provider: string }> = {
-  cpu: { device: 'cpu', provider: 'CPUExecutionProvider' },
-  mobile: { device: 'cpu', provider: 'CPUExecutionProvider' },
-  cuda: { device: 'gpu', provider: 'CUDAExecutionProvider' },
-  dml: { device: 'gpu', provider: 'DmlExecutionProvider' },
-};
+/** Olive's accelerator for a target: its device and execution provider (the target's own). */
+export function oliveAccelerator(target: TargetId): { device: string; provider: string } {
+  const t = getTarget(target);
+  return { device: t.device, provider: t.executionProvider };
+}
 
 /** The pass name in generated configs (a key of `passes`). */
 export const OLIVE_PASS_NAME = 'builder';
@@ -47,7 +45,7 @@ export interface OlivePlan {
 
 export function olivePlan(input: OliveBuildInput): OlivePlan {
   const o = input.options;
-  const acc = OLIVE_ACCELERATOR[input.target];
+  const acc = oliveAccelerator(input.target);
   const algos = o.mode === 'quantize' ? (['awq', 'gptq'] as const) : (['rtn'] as const);
   const quant = decideQuant({ kind: 'olive', precision: input.precision, quant: input.quant, who: o.quantize, algos: [...algos], tiedEmbeddings: input.tiedEmbeddings });
   const log = ['--log_level', String(o.log_level)];
@@ -89,7 +87,7 @@ export function olivePlan(input: OliveBuildInput): OlivePlan {
 /** The `olive run` workflow: HfModel input, the local system with the target's provider, one ModelBuilder pass. */
 export function oliveRunConfig(input: OliveBuildInput, quant: QuantDecision): Record<string, unknown> {
   const o = input.options;
-  const acc = OLIVE_ACCELERATOR[input.target];
+  const acc = oliveAccelerator(input.target);
   const pass: Record<string, unknown> = { type: 'ModelBuilder', precision: quant.precision };
   const q = quant.tool;
   const extra: Record<string, unknown> = {};
@@ -124,7 +122,7 @@ function refuseNonDefaults(input: OliveBuildInput, quant: QuantDecision): void {
   const problems: string[] = [];
   const q = quant.tool;
   if (q) {
-    const defaultAcc = OLIVE_ACCELERATOR[input.target].provider === 'CPUExecutionProvider' ? 4 : undefined;
+    const defaultAcc = oliveAccelerator(input.target).provider === 'CPUExecutionProvider' ? 4 : undefined;
     // In quantize mode the block size is the AWQ/GPTQ group size of Olive's quantizer; ingest reports what it was.
     if (o.mode === 'auto-opt' && q.blockSize !== 32) problems.push(`block_size ${q.blockSize} (the builder's default is 32)`);
     if (!q.symmetric) problems.push('asym (the builder quantizes symmetrically by default)');

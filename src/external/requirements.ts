@@ -1,6 +1,6 @@
 // What each external builder needs from its Python environment (packages, oldest versions we drive) and the one
 // pip command that installs what is missing.
-import type { TargetId } from '../target/types.js';
+import { getTarget, TARGETS, type TargetId } from '../target/index.js';
 import type { ExternalBuilderKind } from '../vocabulary.js';
 import type { PackageQuery, PythonProbe } from './python.js';
 
@@ -34,13 +34,13 @@ export const MIN_TRANSFORMERS_VERSION = '4.49.0';
  */
 export const MIN_OLIVE_VERSION = '0.9.0';
 
-const genaiWheel = (target: TargetId | undefined): string =>
-  target === 'cuda' ? 'onnxruntime-genai-cuda' : target === 'dml' ? 'onnxruntime-genai-directml' : 'onnxruntime-genai';
+/** The onnxruntime-genai build for the target's execution provider (the CUDA and DirectML builds are separate wheels). */
+const genaiWheel = (target: TargetId | undefined): string => (target ? getTarget(target).genaiPackage : 'onnxruntime-genai');
 
 const GENAI_REQUIREMENTS: readonly Requirement[] = [
   {
     module: 'onnxruntime_genai',
-    distributions: ['onnxruntime-genai', 'onnxruntime-genai-cuda', 'onnxruntime-genai-directml'],
+    distributions: [...new Set(TARGETS.map((t) => t.genaiPackage))],
     how: 'import',
     install: genaiWheel,
     min: MIN_GENAI_VERSION,

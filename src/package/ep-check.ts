@@ -1,17 +1,18 @@
 // Execution-provider check of a package folder for its target: every op (subgraphs included) has a kernel on the
-// target's EP with the package's activation type, graph I/O is what genai_config.json names (position_ids exactly when
-// the layout needs it), activations are the target's dtype, and a short forward on onnxruntime-node's CPU EP gives
-// finite logits — skipped, not failed, for a cuda/dml package using an op the CPU EP has no kernel for.
-import { readFile } from 'node:fs/promises';
+// target's EP with the package's activation type, graph I/O is what genai_config.json names (genai/io-check) with
+// position_ids exactly when the layout needs it, genai_config.json selects the target's provider, activations are
+// the target's dtype, and a short forward on onnxruntime-node's CPU EP gives finite logits — skipped, not failed,
+// for a cuda/dml package using an op the CPU EP has no kernel for.
 import { join } from 'node:path';
+import { graphIo, ioProblems, positionIdsInput, type GraphIo } from '../genai/io-check.js';
+import { providerProblem } from '../genai/providers.js';
+import { readGenaiConfig, type GenaiDecoder } from '../genai/read.js';
 import { DataType, dataTypeName } from '../onnx/dtype.js';
 import type { Graph, Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel } from '../onnx/model-file.js';
-import { readGenaiDecoderConfig, type GenaiDecoderConfig } from '../runtime/genai-config.js';
 import type { Target } from '../target/index.js';
-import { activationTypesOn, unsupportedReason, type FloatTypeName } from '../target/ops.js';
+import { activationTypeProblem, unsupportedReason, type FloatTypeName } from '../target/ops.js';
 import { isPhiForgeError } from '../util/errors.js';
-import { TARGET_EXECUTION_PROVIDERS } from './model-package.js';
 import { missingKernel } from './verify.js';
 
 export interface EpCheckOptions {
@@ -44,19 +45,21 @@ const PREFILL = 4;
 
 /** Checks a package (or model) folder for `target`. Never throws for a bad package: the problems say what is wrong. */
 export async function checkPackageForTarget(modelDir: string, target: Target, opts: EpCheckOptions = {}): Promise<EpCheckResult> {
-  const ep = TARGET_EXECUTION_PROVIDERS[target.id].ep;
+  const ep = target.executionProvider;
   const result: EpCheckResult = { ok: false, target: target.id, executionProvider: ep, problems: [], forward: { status: 'skipped', reason: 'not reached' } };
   const problems = result.problems;
 
-  let config: GenaiDecoderConfig;
+  let config: GenaiDecoder;
   try {
-    config = await readGenaiDecoderConfig(join(modelDir, 'genai_config.json'));
+    const file = await readGenaiConfig(modelDir);
+    config = file.decoder;
+    const p = providerProblem(file.config, target);
+    if (p) problems.push(p);
   } catch (e) {
     problems.push(`genai_config.json: ${messageOf(e)}`);
     result.forward = { status: 'skipped', reason: 'genai_config.json is not usable' };
     return result;
   }
-  problems.push(...(await providerProblems(modelDir, target)));
 
   let model: Model;
   try {
@@ -69,12 +72,13 @@ export async function checkPackageForTarget(modelDir: string, target: Target, op
 
   const want = opts.activationDtype ?? target.activationDtype;
   const activation = graphActivationType(model.graph, config) ?? floatTypeName(want);
-  problems.push(...opProblems(model, target, ep, activation));
-  const ioProblems = interfaceProblems(model.graph, config, target);
-  problems.push(...ioProblems, ...dtypeProblems(model.graph, config, target, want));
+  problems.push(...opProblems(model, target, activation));
+  const io = graphIo(model.graph);
+  const interfaceProblems = [...layoutProblems(io, config, target), ...ioProblems(io, config)];
+  problems.push(...interfaceProblems, ...dtypeProblems(model.graph, config, target, want));
 
   if (opts.forward === false) result.forward = { status: 'skipped', reason: 'forward not requested' };
-  else if (ioProblems.length) result.forward = { status: 'skipped', reason: 'the graph inputs/outputs do not match genai_config.json and the target layout' };
+  else if (interfaceProblems.length) result.forward = { status: 'skipped', reason: 'the graph inputs/outputs do not match genai_config.json and the target layout' };
   else result.forward = await tryForward(modelDir, config, target);
   if (result.forward.status === 'failed') problems.push(`forward on the CPU EP: ${result.forward.error}`);
 
@@ -85,7 +89,8 @@ export async function checkPackageForTarget(modelDir: string, target: Target, op
 // ---------------------------------------------------------------------------------------------------------------
 // Ops
 
-function opProblems(model: Model, target: Target, ep: string, activation: FloatTypeName | undefined): string[] {
+function opProblems(model: Model, target: Target, activation: FloatTypeName | undefined): string[] {
+  const ep = target.executionProvider;
   const groups = new Map<string, { domain: string; op: string; nodes: string[] }>();
   for (const n of model.graph.allNodes()) {
     const domain = n.domain === 'ai.onnx' ? '' : n.domain;
@@ -99,50 +104,27 @@ function opProblems(model: Model, target: Target, ep: string, activation: FloatT
     const where = `${g.nodes.length} node${g.nodes.length === 1 ? '' : 's'}, e.g. ${g.nodes[0]}`;
     // The target object decides support; ops.ts says why when it knows.
     if (!target.supportsOp(g.domain, g.op)) {
-      const why = unsupportedReason(target.id, g.domain, g.op) ?? 'not supported by the target';
+      const why = unsupportedReason(ep, g.domain, g.op) ?? 'not supported by the target';
       out.push(`op ${key} (${where}) cannot run on ${ep}: ${why}`);
       continue;
     }
-    const types = activationTypesOn(target.id, g.domain, g.op);
-    if (activation && types && !types.includes(activation)) {
-      out.push(`op ${key} (${where}) has no ${shown(activation)} kernel on ${ep} (it takes ${types.map(shown).join(', ')})`);
-    }
+    const typeProblem = activation && activationTypeProblem(ep, g.domain, g.op, activation);
+    if (typeProblem) out.push(`op ${key} (${where}) ${typeProblem}`);
   }
   return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Graph I/O against genai_config.json and the target's layout
+// Graph I/O against the target's layout (the rest against genai_config.json is genai/io-check's)
 
-function interfaceProblems(g: Graph, config: GenaiDecoderConfig, target: Target): string[] {
-  const out: string[] = [];
-  const n = config.names;
-  const initializers = new Set(g.initializers.map((t) => t.name));
-  // Old IR versions list initializers among the inputs too; those are not fed.
-  const inputs = g.inputs.map((i) => i.name).filter((name) => !initializers.has(name));
-  const outputs = g.outputs.map((o) => o.name);
-
-  const positionInput = inputs.find((name) => name === (n.positionIds ?? 'position_ids'));
-  if (target.graph === 'dml' && !positionInput) {
-    out.push(`the ${target.id} layout feeds RotaryEmbedding from a position_ids input, but the graph has none`);
-  }
-  if (target.graph !== 'dml' && positionInput) {
-    out.push(`the ${target.id} layout computes positions inside the graph, but it has a ${positionInput} input`);
-  }
-  if (positionInput && !n.positionIds) out.push(`the graph has a ${positionInput} input that genai_config.json does not name (model.decoder.inputs.position_ids)`);
-
-  const wantIn = [n.inputIds, n.attentionMask, ...(n.positionIds ? [n.positionIds] : []), ...n.pastKeys, ...n.pastValues];
-  const wantOut = [n.logits, ...n.presentKeys, ...n.presentValues];
-  const missingIn = wantIn.filter((x) => !inputs.includes(x));
-  const missingOut = wantOut.filter((x) => !outputs.includes(x));
-  const extraIn = inputs.filter((x) => !wantIn.includes(x) && x !== positionInput);
-  if (missingIn.length) out.push(`inputs genai_config.json names are missing from the graph: ${list(missingIn)}`);
-  if (missingOut.length) out.push(`outputs genai_config.json names are missing from the graph: ${list(missingOut)}`);
-  if (extraIn.length) out.push(`graph inputs onnxruntime-genai does not feed: ${list(extraIn)}`);
-  return out;
+function layoutProblems(io: GraphIo, config: GenaiDecoder, target: Target): string[] {
+  const positionInput = positionIdsInput(io, config);
+  if (target.graph === 'dml' && !positionInput) return [`the ${target.id} layout feeds RotaryEmbedding from a position_ids input, but the graph has none`];
+  if (target.graph !== 'dml' && positionInput) return [`the ${target.id} layout computes positions inside the graph, but it has a ${positionInput} input`];
+  return [];
 }
 
-function dtypeProblems(g: Graph, config: GenaiDecoderConfig, target: Target, want: number): string[] {
+function dtypeProblems(g: Graph, config: GenaiDecoder, target: Target, want: number): string[] {
   const out: string[] = [];
   const n = config.names;
   const byName = new Map<string, ValueInfo>([...g.inputs, ...g.outputs].map((v) => [v.name, v]));
@@ -170,27 +152,6 @@ function dtypeProblems(g: Graph, config: GenaiDecoderConfig, target: Target, wan
   for (const [t, names] of wrong) {
     out.push(`${list(names)} ${names.length === 1 ? 'is' : 'are'} ${t}; this ${target.id} package must use ${typeName(want)} activations`);
   }
-
-  // Cache shapes [batch, kv_heads, seq, head_size] and logits [batch, seq, vocab], where the graph fixes them.
-  for (const name of [...n.pastKeys, ...n.pastValues, ...n.presentKeys, ...n.presentValues]) {
-    const dims = tensorDims(byName.get(name));
-    if (!dims) continue;
-    if (dims.length !== 4) {
-      out.push(`${name} has rank ${dims.length}; the cache is [batch, kv_heads, sequence, head_size]`);
-      continue;
-    }
-    if (typeof dims[1] === 'number' && dims[1] !== config.numKvHeads) {
-      out.push(`${name} has ${dims[1]} kv heads; genai_config.json says num_key_value_heads ${config.numKvHeads}`);
-    }
-    if (typeof dims[3] === 'number' && dims[3] !== config.headSize) {
-      out.push(`${name} has head size ${dims[3]}; genai_config.json says head_size ${config.headSize}`);
-    }
-  }
-  const logits = tensorDims(byName.get(n.logits));
-  const vocab = logits?.[logits.length - 1];
-  if (config.vocabSize !== undefined && typeof vocab === 'number' && vocab !== config.vocabSize) {
-    out.push(`${n.logits} has ${vocab} columns; genai_config.json says vocab_size ${config.vocabSize}`);
-  }
   return out;
 }
 
@@ -198,13 +159,8 @@ function typeName(t: number): string {
   return t === DataType.FLOAT ? 'float32' : dataTypeName(t).toLowerCase();
 }
 
-function tensorDims(v: ValueInfo | undefined): (number | string | undefined)[] | undefined {
-  if (v?.type?.kind !== 'tensor' || !v.type.shape) return undefined;
-  return v.type.shape.map((d) => d.value ?? d.param);
-}
-
 /** The float type the graph computes in, read from its logits (else its KV cache). */
-function graphActivationType(g: Graph, config: GenaiDecoderConfig): FloatTypeName | undefined {
+function graphActivationType(g: Graph, config: GenaiDecoder): FloatTypeName | undefined {
   for (const name of [config.names.logits, config.names.pastKeys[0]]) {
     const v = [...g.outputs, ...g.inputs].find((x) => x.name === name);
     if (v?.type?.kind === 'tensor') {
@@ -215,11 +171,6 @@ function graphActivationType(g: Graph, config: GenaiDecoderConfig): FloatTypeNam
   return undefined;
 }
 
-/** ONNX calls fp32 `float`; messages say float32. */
-function shown(t: FloatTypeName): string {
-  return t === 'float' ? 'float32' : t;
-}
-
 function floatTypeName(t: number): FloatTypeName | undefined {
   if (t === DataType.FLOAT) return 'float';
   if (t === DataType.FLOAT16) return 'float16';
@@ -228,30 +179,12 @@ function floatTypeName(t: number): FloatTypeName | undefined {
   return undefined;
 }
 
-/** genai_config.json must select exactly the target's providers (none for the CPU EP). */
-async function providerProblems(modelDir: string, target: Target): Promise<string[]> {
-  let providers: string[];
-  try {
-    const raw = JSON.parse(await readFile(join(modelDir, 'genai_config.json'), 'utf8')) as {
-      model?: { decoder?: { session_options?: { provider_options?: Record<string, unknown>[] } } };
-    };
-    providers = (raw.model?.decoder?.session_options?.provider_options ?? []).flatMap((o) => Object.keys(o));
-  } catch {
-    return []; // already reported by readGenaiDecoderConfig
-  }
-  const want = target.genaiProviderOptions.flatMap((o) => Object.keys(o));
-  if (providers.join() === want.join()) return [];
-  return [
-    `genai_config.json selects provider${providers.length === 1 ? '' : 's'} [${providers.join(', ')}]; a ${target.id} package selects [${want.join(', ')}] (model.decoder.session_options.provider_options)`,
-  ];
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Forward on the CPU EP
 
-async function tryForward(modelDir: string, config: GenaiDecoderConfig, target: Target): Promise<EpForwardCheck> {
+async function tryForward(modelDir: string, config: GenaiDecoder, target: Target): Promise<EpForwardCheck> {
   const { DecoderSession } = await import('../runtime/decoder-session.js');
-  const onCpu = TARGET_EXECUTION_PROVIDERS[target.id].ep === 'CPUExecutionProvider';
+  const onCpu = target.executionProvider === 'CPUExecutionProvider';
   let session;
   try {
     session = await DecoderSession.open(modelDir);

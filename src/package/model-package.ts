@@ -16,8 +16,8 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import type { TargetId } from '../target/index.js';
-import { isTargetId, TARGET_IDS } from '../target/index.js';
+import { genaiConfigPath, readGenaiConfig } from '../genai/read.js';
+import { getTarget, isTargetId, TARGET_IDS, type TargetId } from '../target/index.js';
 import { writeDirAtomic } from '../util/atomic-fs.js';
 import { PackageError } from '../util/errors.js';
 import { relativePathProblem, symlinkOnPath } from '../util/safe-name.js';
@@ -31,21 +31,6 @@ export const MODEL_PACKAGE_SCHEMA_VERSION = '1.0';
 export const DECODER_COMPONENT = 'decoder';
 /** Folder-name suffix onnxruntime's tooling (Olive's generate-model-package) gives model packages. */
 export const MODEL_PACKAGE_SUFFIX = '.ortpackage';
-
-export type ExecutionDevice = 'cpu' | 'gpu' | 'npu';
-
-/**
- * The onnxruntime execution provider (and device class) each target's package is built for, and the provider key
- * its genai_config.json lists (none for the CPU EP). cpu precedes mobile in TARGET_IDS, so on the CPU EP the
- * desktop variant wins onnxruntime's declaration-order tie-break.
- */
-export const TARGET_EXECUTION_PROVIDERS: Readonly<Record<TargetId, { ep: string; device: ExecutionDevice; genaiProvider: string | null }>> =
-  Object.freeze({
-    cpu: { ep: 'CPUExecutionProvider', device: 'cpu', genaiProvider: null },
-    cuda: { ep: 'CUDAExecutionProvider', device: 'gpu', genaiProvider: 'cuda' },
-    dml: { ep: 'DmlExecutionProvider', device: 'gpu', genaiProvider: 'dml' },
-    mobile: { ep: 'CPUExecutionProvider', device: 'cpu', genaiProvider: null },
-  });
 
 const MANIFEST_KEYS = new Set(['schema_version', 'package_name', 'package_version', 'description', 'layout', 'components', 'shared_assets', 'additional_metadata']);
 const COMPONENT_KEYS = new Set(['component_name', 'variants', 'additional_metadata']);
@@ -105,16 +90,17 @@ export async function writeModelPackage(packages: readonly ModelPackageInput[], 
     }
     loaded.push({ target: p.target, dir: p.dir, manifest, modelFile: await decoderFilename(p.dir) });
   }
+  // Registry order: cpu precedes mobile, so on the CPU EP the desktop variant wins onnxruntime's declaration-order tie-break.
   loaded.sort((a, b) => TARGET_IDS.indexOf(a.target) - TARGET_IDS.indexOf(b.target));
   const first = loaded[0].manifest;
 
   const variants: Record<string, unknown> = {};
   for (const l of loaded) {
-    const ep = TARGET_EXECUTION_PROVIDERS[l.target];
+    const target = getTarget(l.target);
     variants[l.target] = {
       variant_directory: l.target,
-      ep: ep.ep,
-      device: ep.device,
+      ep: target.executionProvider,
+      device: target.device,
       executor_info: { ort: { model_file: l.modelFile } },
       additional_metadata: { target: l.target, precision: l.manifest.precision, quantization: l.manifest.quantization },
     };
@@ -236,14 +222,11 @@ export async function readModelPackage(dir: string): Promise<ModelPackageLayout>
 }
 
 async function decoderFilename(pkgDir: string): Promise<string> {
-  const file = join(pkgDir, 'genai_config.json');
   try {
-    const cfg = JSON.parse(await readFile(file, 'utf8')) as { model?: { decoder?: { filename?: unknown } } };
-    const f = cfg.model?.decoder?.filename;
-    return typeof f === 'string' ? f : 'model.onnx';
+    return (await readGenaiConfig(pkgDir)).decoder.modelFile;
   } catch (e) {
     throw new PackageError('MODEL_PACKAGE_NO_GENAI_CONFIG', `cannot read genai_config.json (${(e as Error).message})`, {
-      file,
+      file: genaiConfigPath(pkgDir),
       fix: 'every variant needs a complete genai_config.json: rebuild the package',
     });
   }

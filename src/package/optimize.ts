@@ -32,11 +32,11 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { DEFAULT_DECODER_FILE, readGenaiConfig } from '../genai/read.js';
 import { prepareModelEncode } from '../onnx/codec.js';
 import type { Graph, Model, ValueInfo } from '../onnx/ir.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
 import { externalDataRealPath, type ExternalSource, type Tensor } from '../onnx/tensor.js';
-import { readGenaiDecoderConfig } from '../runtime/genai-config.js';
 import type { Target } from '../target/index.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { OnnxError, PackageError, isPhiForgeError } from '../util/errors.js';
@@ -138,9 +138,9 @@ export async function optimizeOffline(modelDir: string, outDir: string, opts: Op
 /** The decoder file genai_config.json names (model.onnx without a config). */
 async function decoderFileName(modelDir: string): Promise<string> {
   try {
-    return (await readGenaiDecoderConfig(join(modelDir, 'genai_config.json'))).modelFile;
+    return (await readGenaiConfig(modelDir)).decoder.modelFile;
   } catch (e) {
-    if (isPhiForgeError(e) && e.code === 'GENAI_CONFIG_MISSING') return 'model.onnx';
+    if (isPhiForgeError(e) && e.code === 'GENAI_CONFIG_MISSING') return DEFAULT_DECODER_FILE;
     throw e;
   }
 }

@@ -1,12 +1,12 @@
 // Package verification: every file re-hashed against manifest.json (problems named by file), genai_config.json
 // parsed, and a short greedy generation from BOS on onnxruntime's CPU EP to prove the package loads and runs.
 // A model package (onnxruntime's multi-variant layout) is checked structurally, then each variant as a package.
-import { join } from 'node:path';
-import { readGenaiDecoderConfig } from '../runtime/genai-config.js';
-import { isTargetId } from '../target/index.js';
+import { providerProblem } from '../genai/providers.js';
+import { readGenaiConfig } from '../genai/read.js';
+import { getTarget, isTargetId, targetForExecutionProvider } from '../target/index.js';
 import { isPhiForgeError } from '../util/errors.js';
 import { checkFiles, readManifest, type FileProblem, type PackageManifest } from './manifest.js';
-import { isModelPackage, readModelPackage, TARGET_EXECUTION_PROVIDERS } from './model-package.js';
+import { isModelPackage, readModelPackage } from './model-package.js';
 
 export interface VerifyOptions {
   /** Run the short generation (default true). */
@@ -75,7 +75,7 @@ export async function verifyPackage(dir: string, opts: VerifyOptions = {}): Prom
   };
 
   try {
-    const cfg = await readGenaiDecoderConfig(join(dir, 'genai_config.json'));
+    const cfg = (await readGenaiConfig(dir)).decoder;
     if (!manifest.files.some((f) => f.path === cfg.modelFile)) {
       report.genaiConfig = { ok: false, error: `model.decoder.filename names ${cfg.modelFile}, which manifest.json does not list` };
     } else {
@@ -114,7 +114,7 @@ export async function verifyModelPackage(dir: string, opts: VerifyOptions = {}):
       report.variants.push({ component: c.name, name: v.name, ep: v.ep, result });
       const problem = await providerMismatch(v.dir, v.ep);
       if (problem) report.problems.push(`variant '${v.name}': ${problem}`);
-      if (result.target && isTargetId(result.target) && v.ep && TARGET_EXECUTION_PROVIDERS[result.target].ep !== v.ep) {
+      if (result.target && isTargetId(result.target) && v.ep && getTarget(result.target).executionProvider !== v.ep) {
         report.problems.push(`variant '${v.name}': declares ${v.ep} but holds a ${result.target} package`);
       }
     }
@@ -130,7 +130,7 @@ export async function verifyModelPackage(dir: string, opts: VerifyOptions = {}):
 async function tryGeneration(dir: string, target: string, maxNewTokens: number): Promise<GenerationCheck> {
   const { DecoderSession } = await import('../runtime/decoder-session.js');
   const { greedyGenerate } = await import('../runtime/greedy.js');
-  const cpuTarget = isTargetId(target) && TARGET_EXECUTION_PROVIDERS[target].ep === 'CPUExecutionProvider';
+  const cpuTarget = isTargetId(target) && getTarget(target).executionProvider === 'CPUExecutionProvider';
   let session;
   try {
     session = await DecoderSession.open(dir);
@@ -162,27 +162,17 @@ export function missingKernel(message: string): string | undefined {
   return m?.[1];
 }
 
-/** The genai_config.json provider must be the variant's EP (onnxruntime-genai takes providers from the config). */
+/** The genai_config.json providers must be the variant's EP's (onnxruntime-genai takes providers from the config). */
 async function providerMismatch(variantDir: string, ep: string | undefined): Promise<string | undefined> {
-  if (!ep) return undefined;
-  const expected = Object.values(TARGET_EXECUTION_PROVIDERS).find((t) => t.ep === ep);
+  const expected = ep === undefined ? undefined : targetForExecutionProvider(ep);
   if (!expected) return undefined;
-  let providers: string[] = [];
+  let problem: string | undefined;
   try {
-    const { readFile } = await import('node:fs/promises');
-    const cfg = JSON.parse(await readFile(join(variantDir, 'genai_config.json'), 'utf8')) as {
-      model?: { decoder?: { session_options?: { provider_options?: Record<string, unknown>[] } } };
-    };
-    providers = (cfg.model?.decoder?.session_options?.provider_options ?? []).flatMap((o) => Object.keys(o));
+    problem = providerProblem((await readGenaiConfig(variantDir)).config, expected);
   } catch {
     return undefined; // reported by the variant's own genai_config check
   }
-  const want = expected.genaiProvider;
-  if (want === null && providers.length) return `declares ${ep} but its genai_config.json selects ${providers.join(', ')}`;
-  if (want !== null && !providers.includes(want)) {
-    return `declares ${ep} but its genai_config.json does not select the ${want} provider (has ${providers.join(', ') || 'none'})`;
-  }
-  return undefined;
+  return problem && `declares ${ep}: ${problem}`;
 }
 
 function messageOf(e: unknown): string {

@@ -3,9 +3,11 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
+import { ioProblems, type IoValue } from '../genai/io-check.js';
+import { decoderNames, GENAI_IO_DEFAULTS, layerNamePattern, layerName, type DecoderNames } from '../genai/io-names.js';
+import { genaiConfigPath, readGenaiConfig, type GenaiDecoder } from '../genai/read.js';
 import { float16BitsToFloat32 } from '../onnx/tensor.js';
 import { EvalError, OnnxError } from '../util/errors.js';
-import { readGenaiDecoderConfig, type DecoderNames, type GenaiDecoderConfig } from './genai-config.js';
 import { KvCache } from './kv-cache.js';
 import { maxIntraOpThreads } from './threads.js';
 
@@ -36,7 +38,7 @@ type FloatType = 'float32' | 'float16';
 type IntType = 'int64' | 'int32';
 
 /** What the session knows about its graph, from genai_config.json and the session's own metadata. */
-export interface DecoderLayout extends Omit<GenaiDecoderConfig, 'modelFile'> {
+export interface DecoderLayout extends Omit<GenaiDecoder, 'modelFile'> {
   modelPath: string;
   kvType: FloatType;
   logitsType: FloatType;
@@ -81,8 +83,8 @@ export class DecoderSession {
         cause: e,
       });
     }
-    const configPath = isDir ? join(path, 'genai_config.json') : join(dirname(path), 'genai_config.json');
-    const config = isDir || existsSync(configPath) ? await readGenaiDecoderConfig(configPath) : undefined;
+    const configDir = isDir ? path : dirname(path);
+    const config = isDir || existsSync(genaiConfigPath(configDir)) ? (await readGenaiConfig(configDir)).decoder : undefined;
     const onnxPath = isDir ? join(path, config!.modelFile) : path;
     if (!existsSync(onnxPath)) {
       throw new OnnxError('MODEL_FILE_MISSING', `genai_config.json names ${config?.modelFile}, which is not there`, {
@@ -256,26 +258,18 @@ export class DecoderSession {
 }
 
 /** Checks the graph against the config (or, without one, reads the layout from the graph's I/O names). */
-function resolveLayout(session: InferenceSession, modelPath: string, config: GenaiDecoderConfig | undefined): DecoderLayout {
+function resolveLayout(session: InferenceSession, modelPath: string, config: GenaiDecoder | undefined): DecoderLayout {
   const meta = new Map<string, InferenceSession.ValueMetadata>();
   for (const m of session.inputMetadata) meta.set(m.name, m);
   const base = config ?? inferFromGraph(session, modelPath);
   const names: DecoderNames = { ...base.names };
   // A DirectML-style graph takes position_ids even when the config forgot to list it.
-  if (!names.positionIds && session.inputNames.includes('position_ids')) names.positionIds = 'position_ids';
+  if (!names.positionIds && session.inputNames.includes(GENAI_IO_DEFAULTS.inputs.position_ids)) names.positionIds = GENAI_IO_DEFAULTS.inputs.position_ids;
 
-  const wantIn = [names.inputIds, names.attentionMask, ...(names.positionIds ? [names.positionIds] : []), ...names.pastKeys, ...names.pastValues];
-  const wantOut = [names.logits, ...names.presentKeys, ...names.presentValues];
-  const missingIn = wantIn.filter((n) => !session.inputNames.includes(n));
-  const missingOut = wantOut.filter((n) => !session.outputNames.includes(n));
-  const extraIn = session.inputNames.filter((n) => !wantIn.includes(n));
-  if (missingIn.length || missingOut.length || extraIn.length) {
-    const parts = [
-      missingIn.length ? `inputs missing from the graph: ${missingIn.slice(0, 4).join(', ')}${missingIn.length > 4 ? ', ...' : ''}` : '',
-      missingOut.length ? `outputs missing from the graph: ${missingOut.slice(0, 4).join(', ')}${missingOut.length > 4 ? ', ...' : ''}` : '',
-      extraIn.length ? `graph inputs the runtime does not feed: ${extraIn.join(', ')}` : '',
-    ].filter(Boolean);
-    throw new OnnxError('DECODER_IO_MISMATCH', `the graph does not match its decoder config (${parts.join('; ')})`, {
+  const value = (m: InferenceSession.ValueMetadata): IoValue => ({ name: m.name, dims: m.isTensor ? m.shape : undefined });
+  const problems = ioProblems({ inputs: session.inputMetadata.map(value), outputs: session.outputMetadata.map(value) }, { ...base, names });
+  if (problems.length) {
+    throw new OnnxError('DECODER_IO_MISMATCH', `the graph does not match its decoder config (${problems.join('; ')})`, {
       file: modelPath,
       fix: `the graph has inputs [${session.inputNames.join(', ')}]: rebuild the package so genai_config.json matches it`,
     });
@@ -318,21 +312,22 @@ function tensorType(m: InferenceSession.ValueMetadata | undefined): string | und
   return m && m.isTensor ? m.type : undefined;
 }
 
-/** Without genai_config.json: the genai default names, layers counted from `past_key_values.N.key`, sizes from shapes. */
-function inferFromGraph(session: InferenceSession, modelPath: string): GenaiDecoderConfig {
-  const layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length;
-  const first = session.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
+/** Without genai_config.json: the genai default names, layers counted from the past keys, sizes from shapes. */
+function inferFromGraph(session: InferenceSession, modelPath: string): GenaiDecoder {
+  const pastKey = GENAI_IO_DEFAULTS.inputs.past_key_names;
+  const layers = session.inputNames.filter((n) => layerNamePattern(pastKey).test(n)).length;
+  const first = session.inputMetadata.find((m) => m.name === layerName(pastKey, 0));
   const shape = first && first.isTensor ? first.shape : [];
   const numKvHeads = shape[1];
   const headSize = shape[3];
   if (layers === 0 || typeof numKvHeads !== 'number' || typeof headSize !== 'number') {
-    throw new OnnxError('DECODER_LAYOUT_UNKNOWN', 'no genai_config.json next to the model, and its inputs are not past_key_values.N.key [b, kv_heads, s, head]', {
+    throw new OnnxError('DECODER_LAYOUT_UNKNOWN', `no genai_config.json next to the model, and its inputs are not ${pastKey.replace('%d', 'N')} [b, kv_heads, s, head]`, {
       file: modelPath,
       fix: 'open the model folder holding genai_config.json instead',
     });
   }
-  const per = (t: string) => Array.from({ length: layers }, (_, i) => t.replace('%d', String(i)));
-  const logitsMeta = session.outputMetadata.find((m) => m.name === 'logits');
+  const names = decoderNames({}, layers);
+  const logitsMeta = session.outputMetadata.find((m) => m.name === names.logits);
   const vocab = logitsMeta && logitsMeta.isTensor ? logitsMeta.shape[2] : undefined;
   return {
     modelFile: modelPath,
@@ -341,15 +336,7 @@ function inferFromGraph(session: InferenceSession, modelPath: string): GenaiDeco
     headSize,
     vocabSize: typeof vocab === 'number' ? vocab : undefined,
     eosTokenIds: [],
-    names: {
-      inputIds: 'input_ids',
-      attentionMask: 'attention_mask',
-      pastKeys: per('past_key_values.%d.key'),
-      pastValues: per('past_key_values.%d.value'),
-      logits: 'logits',
-      presentKeys: per('present.%d.key'),
-      presentValues: per('present.%d.value'),
-    },
+    names,
   };
 }
 

@@ -11,11 +11,11 @@
 //         all but Gelu (opset 20; the com.microsoft Gelu/FastGelu have one). DML registers an If kernel, but
 //         onnxruntime-genai runs DML decoders with `ep.dml.enable_graph_capture=1` and graph capture cannot replay
 //         control flow, so If/Loop/Scan are refused for dml (the builder concatenates LongRoPE caches instead).
-// - mobile: the CPU EP of onnxruntime's Android/iOS packages, which are full builds (every CPU kernel, contrib ops
+// - mobile targets: the CPU EP of onnxruntime's Android/iOS packages, which are full builds (every CPU kernel, contrib ops
 //         included); a custom reduced-op build would need these ops in its config.
 // Standard (ai.onnx) ops: the CPU EP has kernels for the whole default opset, and CUDA for every op our graphs use;
-// only the refusals listed per target below apply. Other domains are refused.
-import type { TargetId } from './types.js';
+// only the refusals listed per execution provider below apply. Other domains are refused.
+import type { ExecutionProvider } from './types.js';
 
 const MS = 'com.microsoft';
 
@@ -80,18 +80,24 @@ const DML_CONTRIB: ContribTable = {
 };
 
 export interface OpSupport {
-  /** com.microsoft ops with a kernel on this target's EP, with their activation float types. */
+  /** com.microsoft ops with a kernel on this EP, with their activation float types. */
   contrib: ContribTable;
-  /** Standard ops this target refuses, with why. */
+  /** Standard ops this EP refuses, with why. */
   refusedOnnx: Readonly<Record<string, string>>;
+  /**
+   * The EP runs a float16 node it has only a float kernel for in float, between Casts it inserts itself
+   * (onnxruntime's InsertCastTransformer, which runs at every optimization level). True of the CPU EP: measured here
+   * with onnxruntime-node 1.30, fp16 graphs of every preset (FastGelu included) load and run on it.
+   */
+  castsFloat16ToFloat: boolean;
 }
 
-export const OP_SUPPORT: Readonly<Record<TargetId, OpSupport>> = {
-  cpu: { contrib: CPU_CONTRIB, refusedOnnx: {} },
-  mobile: { contrib: CPU_CONTRIB, refusedOnnx: {} },
-  cuda: { contrib: CUDA_CONTRIB, refusedOnnx: {} },
-  dml: {
+export const OP_SUPPORT: Readonly<Record<ExecutionProvider, OpSupport>> = {
+  CPUExecutionProvider: { contrib: CPU_CONTRIB, refusedOnnx: {}, castsFloat16ToFloat: true },
+  CUDAExecutionProvider: { contrib: CUDA_CONTRIB, refusedOnnx: {}, castsFloat16ToFloat: false },
+  DmlExecutionProvider: {
     contrib: DML_CONTRIB,
+    castsFloat16ToFloat: false,
     refusedOnnx: {
       If: 'onnxruntime-genai captures the DML graph, and graph capture cannot replay control flow',
       Loop: 'onnxruntime-genai captures the DML graph, and graph capture cannot replay control flow',
@@ -116,13 +122,13 @@ function isOnnxDomain(domain: string): boolean {
   return domain === '' || domain === 'ai.onnx';
 }
 
-export function supportsOpOn(id: TargetId, domain: string, opType: string): boolean {
-  return unsupportedReason(id, domain, opType) === undefined;
+export function supportsOpOn(ep: ExecutionProvider, domain: string, opType: string): boolean {
+  return unsupportedReason(ep, domain, opType) === undefined;
 }
 
-/** Why the target cannot run the op, or undefined when it can. */
-export function unsupportedReason(id: TargetId, domain: string, opType: string): string | undefined {
-  const s = OP_SUPPORT[id];
+/** Why the execution provider cannot run the op, or undefined when it can. */
+export function unsupportedReason(ep: ExecutionProvider, domain: string, opType: string): string | undefined {
+  const s = OP_SUPPORT[ep];
   if (isOnnxDomain(domain)) return s.refusedOnnx[opType];
   if (domain === MS) return Object.hasOwn(s.contrib, opType) ? undefined : `no ${MS}.${opType} kernel on this execution provider`;
   return `ops of domain '${domain}' are not known to run on this execution provider`;
@@ -133,8 +139,20 @@ export function unsupportedReason(id: TargetId, domain: string, opType: string):
  * undefined when the op is standard or unknown (standard ops have fp32 and fp16 kernels on every GPU EP, and the CPU
  * EP inserts casts around fp16 nodes it only has fp32 kernels for).
  */
-export function activationTypesOn(id: TargetId, domain: string, opType: string): readonly FloatTypeName[] | undefined {
+export function activationTypesOn(ep: ExecutionProvider, domain: string, opType: string): readonly FloatTypeName[] | undefined {
   if (domain !== MS) return undefined;
-  const c = OP_SUPPORT[id].contrib;
+  const c = OP_SUPPORT[ep].contrib;
   return Object.hasOwn(c, opType) ? c[opType] : undefined;
+}
+
+/**
+ * Why the execution provider cannot run the op with `activation` tensors (a kernel of another float type only, and
+ * no casts inserted for it), or undefined when it can or the op's types are not listed here.
+ */
+export function activationTypeProblem(ep: ExecutionProvider, domain: string, opType: string, activation: FloatTypeName): string | undefined {
+  const types = activationTypesOn(ep, domain, opType);
+  if (!types || types.includes(activation)) return undefined;
+  if (activation === 'float16' && types.includes('float') && OP_SUPPORT[ep].castsFloat16ToFloat) return undefined;
+  const shown = (t: FloatTypeName) => (t === 'float' ? 'float32' : t);
+  return `has no ${shown(activation)} kernel on ${ep} (it takes ${types.map(shown).join(', ')})`;
 }

@@ -38,6 +38,8 @@ function formatMessage(message: string, ctx: ErrorContext): string {
 
 /** A malformed or unsupported ONNX model (protobuf, graph structure, external data). */
 export class OnnxError extends PhiForgeError {}
+/** A genai_config.json that is missing, unreadable, rejected by onnxruntime-genai's parser or not its graph's. */
+export class GenaiConfigError extends PhiForgeError {}
 /** A malformed or unsupported checkpoint (safetensors, config.json, index, tokenizer files, llama2.c file). */
 export class CheckpointError extends PhiForgeError {}
 /** An architecture we do not build, or a config value the builder cannot honour. */

@@ -6,6 +6,7 @@ import { planTensors } from '../../src/arch/synth.js';
 import type { WeightSource } from '../../src/graph/weights.js';
 import { DataType } from '../../src/onnx/dtype.js';
 import { getTarget } from '../../src/target/index.js';
+import { graphLayout } from '../../src/target/layout.js';
 import { ArchitectureError } from '../../src/util/errors.js';
 
 const none: WeightSource = { info: () => undefined, readRows: async () => new Uint8Array(0) };
@@ -32,11 +33,11 @@ function shapesOf(config: Record<string, unknown>): { names: string[]; source: W
 }
 
 const build = (config: Record<string, unknown>, target = 'cpu') =>
-  buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: [], source: none, target: getTarget(target), dtype: DataType.FLOAT });
+  buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: [], source: none, layout: graphLayout(getTarget(target), 'fp32') });
 
 const buildWithShapes = (config: Record<string, unknown>, target = 'cpu') => {
   const { names, source } = shapesOf(config);
-  return buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: names, source, target: getTarget(target), dtype: DataType.FLOAT });
+  return buildModel({ config: parseHfConfig(config, 'config.json'), tensorNames: names, source, layout: graphLayout(getTarget(target), 'fp32') });
 };
 
 describe('buildModel checks what attention can run before reading anything', () => {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { convertCheckpoint, type ConvertResult } from '../../src/arch/convert.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors-writer.js';
 import { planTensors, synthTensor } from '../../src/arch/synth.js';
-import { checkGenaiConfigKeys } from '../../src/package/genai-config.js';
+import { checkGenaiConfigKeys } from '../../src/genai/schema.js';
 import type { TargetId } from '../../src/target/types.js';
 import { ArchitectureError, CheckpointError } from '../../src/util/errors.js';
 import {

@@ -195,6 +195,13 @@ describe('pnpm pipeline compare (CLI)', () => {
     expect(h.stdout).toContain(join(work, 'cli-h', 'report.html'));
   }, 120_000);
 
+  it('fp16 on cpu: both rows built (the package selects no provider, as a cpu package must)', async () => {
+    const r = await cli(['tiny-phi', '--schemes', 'fp32,fp16', '--artifacts', art, '--report', join(work, 'fp16'), '--runs', '0', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as CompareReport;
+    expect(doc.rows.map((x) => [x.scheme, x.ok, x.failure?.message])).toEqual([['fp32', true, undefined], ['fp16', true, undefined]]);
+  }, 120_000);
+
   it('bad scheme names are usage errors (exit 2); nothing built is exit 1', async () => {
     const bad = await cli(['tiny-phi', '--schemes', 'int4-rtn,int3', '--artifacts', art]);
     expect(bad.exitCode).toBe(2);

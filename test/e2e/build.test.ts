@@ -108,6 +108,30 @@ describe('build tiny-phi (embedded default)', () => {
   });
 });
 
+describe('the target is a value from the recipe to the package', () => {
+  it('cpu at fp16 builds and verifies; it shares its convert stage with cuda (the same fp16 graph), each package selects its own provider', async () => {
+    const r = await buildJson(['tiny-phi', '--target', 'cpu', '--target', 'cuda', '--precision', 'fp16', '--artifacts', join(work, 'fp16'), '--out', join(work, 'fp16-out')]);
+    expect(r.targets.map((t) => [t.target, t.ok, t.precision])).toEqual([['cpu', true, 'fp16'], ['cuda', true, 'fp16']]);
+    const convert = r.targets.map((t) => t.stages.find((s) => s.stage === 'convert')!.dir);
+    expect(convert[0]).toBe(convert[1]);
+    const providers = await Promise.all(
+      r.targets.map(async (t) => JSON.parse(await readFile(join(t.package!, 'genai_config.json'), 'utf8')).model.decoder.session_options.provider_options),
+    );
+    expect(providers).toEqual([[], [{ cuda: expect.any(Object) }]]);
+    const v = await cli(['verify', r.targets[0].package!, '--json']);
+    expect(v.exitCode, v.stdout + v.stderr).toBe(0);
+  });
+
+  it('a precision the execution provider cannot run is refused before any stage, with the reason (exit 2)', async () => {
+    const art = join(work, 'cuda-fp32');
+    const r = await cli(['build', 'tiny-phi', '--target', 'cuda', '--precision', 'fp32', '--artifacts', art, '--out', join(work, 'cuda-fp32-out')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/target cuda cannot be built at fp32: com\.microsoft\.GroupQueryAttention.* has no float32 kernel on CUDAExecutionProvider/);
+    expect(r.stderr).toMatch(/fix: build cuda at fp16/);
+    expect(await readdir(art).catch(() => [])).not.toContain('tiny-phi');
+  });
+});
+
 describe('build stories260K (real trained weights, llama2.c source) for every target', () => {
   it('builds cpu, cuda, dml and mobile packages that verify and generate', async () => {
     expect(sharedFixture('stories260K/stories260K.bin')).toBeDefined();

@@ -95,7 +95,7 @@ describe('broken output', () => {
     ['bad-json', 'EXTERNAL_OUTPUT_BAD_CONFIG', /not valid JSON/],
     ['bad-keys', 'EXTERNAL_OUTPUT_CONFIG_KEYS', /model\.rope_magic: unknown key/],
     ['no-data', 'EXTERNAL_OUTPUT_BAD_MODEL', /external data file model\.onnx\.data \(tensor .*\) is missing/],
-    ['no-logits', 'EXTERNAL_OUTPUT_BAD_MODEL', /graph output scores \(genai_config outputs\.logits\) is missing/],
+    ['no-logits', 'EXTERNAL_OUTPUT_BAD_MODEL', /outputs genai_config\.json names are missing from the graph: scores/],
     ['two-models', 'EXTERNAL_OUTPUT_AMBIGUOUS', /found 2 model folders at the same depth: a, b/],
   ];
   it.each(cases)('%s → %s', async (mode, code, message) => {

@@ -84,9 +84,9 @@ describe('ingestToolOutput', () => {
     await writeFile(cfgPath, JSON.stringify(cfg));
     const e = await ingestError(ingestToolOutput({ toolOutputDir: root, outDir: await tempDir(), tool: 'test tool' }));
     expect(e.code).toBe('EXTERNAL_OUTPUT_BAD_MODEL');
-    expect(e.message).toContain('logits has 512 columns but genai_config says vocab_size 1000');
-    expect(e.message).toMatch(/past_key_values\.0\.key has \d+ kv heads, genai_config says 3/);
-    expect(e.message).toMatch(/1 of \d+ past_key_names \(past_key_values\.%d\.key\) are missing/);
+    expect(e.message).toContain('logits has 512 columns; genai_config.json says vocab_size 1000');
+    expect(e.message).toMatch(/past_key_values\.0\.key has \d+ kv heads; genai_config\.json says num_key_value_heads 3/);
+    expect(e.message).toMatch(/inputs genai_config\.json names are missing from the graph: past_key_values\.\d+\.key, past_key_values\.\d+\.value/);
   });
 
   it('refuses a decoder file name that leaves the folder, and a missing decoder file', async () => {
@@ -95,7 +95,9 @@ describe('ingestToolOutput', () => {
     const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as { model: { decoder: Record<string, unknown> } };
     cfg.model.decoder.filename = '../elsewhere.onnx';
     await writeFile(cfgPath, JSON.stringify(cfg));
-    expect((await ingestError(ingestToolOutput({ toolOutputDir: root, outDir: await tempDir(), tool: 't' }))).message).toContain('outside its folder');
+    expect((await ingestError(ingestToolOutput({ toolOutputDir: root, outDir: await tempDir(), tool: 't' }))).message).toContain(
+      'model.decoder.filename "../elsewhere.onnx" must be a relative path inside the folder',
+    );
     cfg.model.decoder.filename = 'decoder.onnx';
     await writeFile(cfgPath, JSON.stringify(cfg));
     expect((await ingestError(ingestToolOutput({ toolOutputDir: root, outDir: await tempDir(), tool: 't' }))).code).toBe('EXTERNAL_OUTPUT_NO_MODEL');

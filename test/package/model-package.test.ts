@@ -175,7 +175,7 @@ describe('verify on a model package', () => {
       const r = (await verify(mp)) as ModelPackageVerification;
       expect(r.ok).toBe(false);
       expect(r.problems).toEqual([
-        "variant 'cpu': declares CUDAExecutionProvider but its genai_config.json does not select the cuda provider (has none)",
+        "variant 'cpu': declares CUDAExecutionProvider: genai_config.json selects providers []; a cuda package selects [cuda] (model.decoder.session_options.provider_options)",
         "variant 'cpu': declares CUDAExecutionProvider but holds a cpu package",
       ]);
     } finally {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { maxIntraOpThreads } from '../../src/runtime/threads.js';
-import { EvalError, OnnxError } from '../../src/util/errors.js';
+import { EvalError, GenaiConfigError, OnnxError } from '../../src/util/errors.js';
 import { maxAbsDiff, referenceLogits, writeTinyDecoder, type TinyDecoder, type TinyDecoderOptions } from '../helpers/runtime.js';
 
 let root: string;
@@ -168,7 +168,7 @@ describe('DecoderSession errors and edge cases', () => {
     await writeTinyDecoder(bare);
     await rm(join(bare, 'genai_config.json'));
     const err = await DecoderSession.open(bare).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(OnnxError);
+    expect(err).toBeInstanceOf(GenaiConfigError);
     expect(err).toMatchObject({ code: 'GENAI_CONFIG_MISSING' });
     expect(String((err as Error).message)).toContain(join(bare, 'genai_config.json'));
   });

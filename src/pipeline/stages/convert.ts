@@ -1,10 +1,12 @@
 // The convert stage: checkpoint folder → model folder (model.onnx + model.onnx.data + genai_config.json + tokenizer),
-// with the native builder or an external one (onnxruntime-genai builder, Olive). Native builds are keyed by graph
-// layout and precision, not target (cpu and mobile share one build; per-target provider options are written by the
-// package stage). External builds are keyed by everything the tool's output depends on, its versions included.
+// with the native builder or an external one (onnxruntime-genai builder, Olive). Native builds are keyed by the graph
+// layout (attention form, activation dtype), not the target: cpu and mobile share one build, and so do cpu-fp16 and
+// cuda; their genai_config.json selects no provider, the package stage writes the target's. External builds are keyed
+// by everything the tool's output depends on, the target and the tool's versions included.
 import { readdir } from 'node:fs/promises';
 import type { ExternalToolInfo } from '../../external/index.js';
 import type { Recipe } from '../../recipes/schema.js';
+import { layoutId } from '../../target/layout.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
 import type { TargetPlan } from '../target-plan.js';
 import type { SourceResult } from './source.js';
@@ -31,21 +33,19 @@ export interface ConvertStageInput {
 export function convertStage(input: ConvertStageInput): StageDefinition<ConvertResult> {
   const { plan } = input;
   if (input.recipe.builder !== 'native') return externalConvertStage(input);
-  // The target whose graph is built: the first target with this layout (they differ only in provider options).
-  const graphTarget = plan.target.graph === 'dml' ? 'dml' : plan.precision === 'fp16' ? 'cuda' : 'cpu';
   return {
     name: 'convert',
-    version: 1,
+    // 2: keyed by the graph layout alone; genai_config.json selects no provider (the package stage writes them).
+    version: 2,
     model: input.model,
     inputs: { source: input.source.key },
-    options: { precision: plan.precision, graph: plan.target.graph, graphTarget },
+    options: { layout: layoutId(plan.layout) },
     run: async (ctx) => {
       const { convertCheckpoint } = await import('../../arch/convert.js');
       await convertCheckpoint({
         checkpointDir: input.source.dir,
         outDir: ctx.outDir,
-        precision: plan.precision,
-        target: graphTarget,
+        layout: plan.layout,
         onProgress: (p: { bytes?: number; totalBytes?: number; tensors?: number; totalTensors?: number; tensor?: string }) =>
           ctx.progress(
             p.totalBytes

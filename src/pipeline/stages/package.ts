@@ -1,14 +1,17 @@
-// The package stage: assembles what users ship for one target — model.onnx + model.onnx.data, genai_config.json,
-// tokenizer files and chat template, manifest.json with sha256 + size of every file — and enforces the size budget.
-// publishPackage then copies the finished package to its stable location (atomic replace).
+// The package stage: assembles what users ship for one target — model.onnx + model.onnx.data, genai_config.json
+// selecting the target's execution provider (the model folder's is laid out per graph layout), tokenizer files and
+// chat template, manifest.json with sha256 + size of every file — and enforces the size budget. publishPackage then
+// copies the finished package to its stable location (atomic replace).
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
+import { withProviders } from '../../genai/providers.js';
+import { GENAI_CONFIG_FILE, readGenaiConfig } from '../../genai/read.js';
+import { writeGenaiConfig } from '../../genai/write.js';
 import { buildManifest, MANIFEST_FILE, packageFilesToCopy, readManifest } from '../../package/manifest.js';
 import type { GateVerdict } from '../../eval/gates.js';
 import type { Recipe } from '../../recipes/schema.js';
-import { DataType } from '../../onnx/dtype.js';
 import { writeDirAtomic } from '../../util/atomic-fs.js';
 import { PackageError } from '../../util/errors.js';
 import type { StageDefinition, StageOutcome } from '../stage.js';
@@ -22,7 +25,7 @@ export interface PackageResult {
 }
 
 /** Files a model folder contributes to the package (weights, runtime config, tokenizer, chat template). */
-const PACKAGE_FILES: ReadonlySet<string> = new Set(['model.onnx', 'model.onnx.data', 'genai_config.json', 'generation_config.json', ...TOKENIZER_FILE_NAMES]);
+const PACKAGE_FILES: ReadonlySet<string> = new Set(['model.onnx', 'model.onnx.data', GENAI_CONFIG_FILE, 'generation_config.json', ...TOKENIZER_FILE_NAMES]);
 
 export function packageStage(input: {
   model: string;
@@ -40,7 +43,8 @@ export function packageStage(input: {
     name: 'package',
     // 2: mobile packages are pre-optimised, every package is checked against its execution provider.
     // 3: every tokenizer file name of checkpoint/tokenizer-files (vocab.json, merges.txt, ... were left out).
-    version: 3,
+    // 4: genai_config.json selects the plan's target's provider (the model folder's is per graph layout).
+    version: 4,
     model: input.model,
     inputs: { model: input.modelKey, source: source.key },
     options: {
@@ -52,31 +56,30 @@ export function packageStage(input: {
     },
     run: async (ctx) => {
       const names = (await readdir(input.modelDir)).filter((n) => PACKAGE_FILES.has(n)).sort();
-      for (const need of ['model.onnx', 'genai_config.json']) {
+      for (const need of ['model.onnx', GENAI_CONFIG_FILE]) {
         if (!names.includes(need)) {
           throw new PackageError('PACKAGE_INCOMPLETE', `the model folder has no ${need}`, { file: input.modelDir });
         }
       }
       let done = 0;
       for (const n of names) {
-        await copyFile(join(input.modelDir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
+        if (n === GENAI_CONFIG_FILE) await writeGenaiConfig(ctx.outDir, withProviders((await readGenaiConfig(input.modelDir)).config, plan.target));
+        else await copyFile(join(input.modelDir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
         ctx.progress({ done: ++done, total: names.length, unit: 'files', message: n });
       }
       // Tokenizer files come with the model folder when the builder copied them; otherwise from the checkpoint.
       for (const n of (await readdir(source.dir)).filter((f) => PACKAGE_FILES.has(f) && !names.includes(f) && !f.startsWith('model.'))) {
         await copyFile(join(source.dir, n), join(ctx.outDir, n), constants.COPYFILE_FICLONE);
       }
-      // Mobile: pre-optimised offline (ORT basic level) so devices load faster; the manifest hashes what ships.
-      if (plan.target.id === 'mobile') {
+      // Pre-optimised targets (mobile): optimised offline (ORT basic level) so devices load faster; the manifest hashes what ships.
+      if (plan.target.preOptimized) {
         const { optimizeOffline } = await import('../../package/optimize.js');
         ctx.progress({ done: 0, message: 'pre-optimising the graph (onnxruntime basic level)' });
         await optimizeOffline(ctx.outDir, ctx.outDir, { level: 'basic', target: plan.target });
       }
       // Every target: ops, dtypes and I/O its execution provider runs, and a forward where the CPU EP can run it.
       const { checkPackageForTarget } = await import('../../package/ep-check.js');
-      const check = await checkPackageForTarget(ctx.outDir, plan.target, {
-        activationDtype: plan.precision === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT,
-      });
+      const check = await checkPackageForTarget(ctx.outDir, plan.target, { activationDtype: plan.layout.activationDtype });
       if (!check.ok) {
         throw new PackageError('PACKAGE_EP_CHECK', `the ${plan.target.id} package cannot run on ${check.executionProvider}:\n  - ${check.problems.join('\n  - ')}`, {
           where: `target ${plan.target.id}`,

@@ -2,7 +2,7 @@
 // the converted folder's genai_config.json and tokenizer files. Weights stream from external data a band of rows at a
 // time and quantized tensors spill to disk as they are made (quant/quantize-file.ts), so memory stays far below the model.
 import { constants } from 'node:fs';
-import { copyFile, readdir, readFile } from 'node:fs/promises';
+import { copyFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CalibrationSource } from '../../quant/calibration/calibration.js';
 import type { QuantAlgo, QuantScheme } from '../../vocabulary.js';
@@ -93,9 +93,9 @@ async function calibrationFor(
   const { sampleSequences } = await import('../../eval/sample.js');
   const session = await DecoderSession.open(modelDir);
   try {
-    const cfg = JSON.parse(await readFile(join(modelDir, 'genai_config.json'), 'utf8')) as { model?: { bos_token_id?: number; context_length?: number } };
-    const length = Math.min(c.sequence_length, cfg.model?.context_length ?? c.sequence_length);
-    const seqs = await sampleSequences(session, { sequences: c.samples, length, seed: 1, bos: cfg.model?.bos_token_id ?? 1, signal });
+    // BOS and context length as the session read them from genai_config.json.
+    const length = Math.min(c.sequence_length, session.layout.contextLength ?? c.sequence_length);
+    const seqs = await sampleSequences(session, { sequences: c.samples, length, seed: 1, bos: session.layout.bosTokenId ?? 1, signal });
     return tokenCalibration(
       seqs.map((s) => Array.from(s)),
       `${c.samples} sequences of ${length} tokens sampled from the unquantized model (seed 1)`,

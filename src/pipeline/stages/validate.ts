@@ -69,8 +69,8 @@ export function referenceStage(input: {
         const { sampleSequences } = await import('../../eval/sample.js');
         const session = await DecoderSession.open(modelDir);
         try {
-          const bos = await bosTokenId(modelDir);
-          sequences = await sampleSequences(session, { ...data.sample, bos, signal: ctx.signal });
+          // Sequences start with genai_config.json's bos_token_id (written by the builder), as the session read it.
+          sequences = await sampleSequences(session, { ...data.sample, bos: session.layout.bosTokenId ?? 1, signal: ctx.signal });
         } finally {
           await session.release();
         }
@@ -139,10 +139,4 @@ export function validateStage(input: {
       return { metrics, data: ref.record.result.data };
     },
   };
-}
-
-/** The BOS id sequences start with: genai_config's bos_token_id (written by the builder). */
-async function bosTokenId(modelDir: string): Promise<number> {
-  const cfg = JSON.parse(await readFile(join(modelDir, 'genai_config.json'), 'utf8')) as { model?: { bos_token_id?: number } };
-  return cfg.model?.bos_token_id ?? 1;
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseArchConfig } from '../../src/arch/index.js';
 import { parseHfConfig } from '../../src/checkpoint/hf-config.js';
-import { checkGenaiConfigKeys, genaiConfig } from '../../src/package/genai-config.js';
+import { withProviders } from '../../src/genai/providers.js';
+import { checkGenaiConfigKeys } from '../../src/genai/schema.js';
+import { genaiConfig } from '../../src/genai/write.js';
 import { getTarget } from '../../src/target/index.js';
 
 /** The builder's view of a config.json object, parsed by its family's schema. */
@@ -35,7 +37,7 @@ describe('genaiConfig', () => {
   const decoder = decoderOf(phi3Mini);
 
   it('writes the decoder shape, I/O names and type phi3 for CPU', () => {
-    const g = genaiConfig({ config: decoder, target: getTarget('cpu') });
+    const g = genaiConfig({ config: decoder, layout: getTarget('cpu') });
     expect(g.model.type).toBe('phi3');
     expect(g.model.context_length).toBe(4096);
     expect(g.model.decoder).toMatchObject({
@@ -61,9 +63,10 @@ describe('genaiConfig', () => {
   });
 
   it('lists provider options as strings per target; DirectML adds position_ids', () => {
-    const cuda = genaiConfig({ config: decoder, target: getTarget('cuda') });
+    const forTarget = (id: string) => withProviders(genaiConfig({ config: decoder, layout: getTarget(id) }), getTarget(id));
+    const cuda = forTarget('cuda');
     expect(cuda.model.decoder.session_options.provider_options).toEqual([{ cuda: { enable_cuda_graph: '0', enable_skip_layer_norm_strict_mode: '1' } }]);
-    const dml = genaiConfig({ config: decoder, target: getTarget('dml') });
+    const dml = forTarget('dml');
     expect(dml.model.decoder.session_options.provider_options).toEqual([{ dml: {} }]);
     expect(dml.model.decoder.inputs.position_ids).toBe('position_ids');
     expect(checkGenaiConfigKeys(cuda)).toEqual([]);
@@ -73,7 +76,7 @@ describe('genaiConfig', () => {
   it('takes token ids and sampling defaults from generation_config.json when they differ from the defaults', () => {
     const g = genaiConfig({
       config: decoder,
-      target: getTarget('cpu'),
+      layout: getTarget('cpu'),
       generation: { eos_token_id: [32000, 32001, 32007], do_sample: true, temperature: 0.7, top_k: 50, top_p: null },
     });
     expect(g.model.eos_token_id).toEqual([32000, 32001, 32007]);
@@ -95,7 +98,7 @@ describe('genaiConfig', () => {
       eos_token_id: 50256,
       pad_token_id: null,
     });
-    const g = genaiConfig({ config: phi2, target: getTarget('cpu') });
+    const g = genaiConfig({ config: phi2, layout: getTarget('cpu') });
     expect(g.model.type).toBe('phi');
     expect(g.model.pad_token_id).toBe(50256);
     expect(g.model.decoder.head_size).toBe(80);
@@ -103,7 +106,7 @@ describe('genaiConfig', () => {
 });
 
 describe('checkGenaiConfigKeys', () => {
-  const ok = genaiConfig({ config: decoderOf(phi3Mini), target: getTarget('cuda') });
+  const ok = withProviders(genaiConfig({ config: decoderOf(phi3Mini), layout: getTarget('cuda') }), getTarget('cuda'));
 
   it('reports unknown keys with their path', () => {
     const bad = structuredClone(ok) as unknown as Record<string, Record<string, unknown>>;
