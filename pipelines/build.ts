@@ -2,15 +2,15 @@
 // shown as a listr2 task tree. Failing gates fail that target (no package) and the build's exit code, not the others.
 import { join, resolve } from 'node:path';
 import type { ListrTask } from 'listr2';
-import { resolveBuildSpec, type BuildSpec } from '../src/pipeline/build-spec.js';
-import { runStage, stageKey, type StageDefinition, type StageOutcome } from '../src/pipeline/stage.js';
-import { sourceStage, type SourceResult } from '../src/pipeline/stages/source.js';
-import { convertStage, type ConvertResult } from '../src/pipeline/stages/convert.js';
-import { quantizeStage, type QuantizeResult } from '../src/pipeline/stages/quantize.js';
-import { referenceStage, validateStage, type ReferenceResult, type ValidateResult } from '../src/pipeline/stages/validate.js';
-import { checkPublishTarget, packageStage, publishPackage, type PackageResult } from '../src/pipeline/stages/package.js';
-import { formatProgress, taskList, throttle } from '../src/pipeline/ui.js';
-import { targetPlan, type TargetPlan } from '../src/pipeline/target-plan.js';
+import { resolveBuildSpec, type BuildSpec } from '../src/recipes/build-spec.js';
+import { runStage, stageKey, type StageDefinition, type StageOutcome } from '../src/stages/runner.js';
+import { sourceStage, type SourceResult } from '../src/stages/source.js';
+import { convertStage, type ConvertResult } from '../src/stages/convert.js';
+import { quantizeStage, type QuantizeResult } from '../src/stages/quantize.js';
+import { referenceStage, validateStage, type ReferenceResult, type ValidateResult } from '../src/stages/validate.js';
+import { checkPublishTarget, packageStage, publishPackage, type PackageResult } from '../src/stages/package.js';
+import { formatProgress, taskList, throttle } from '../src/stages/task-tree.js';
+import { targetPlan, type TargetPlan } from '../src/recipes/target-plan.js';
 import { FileHashMemo } from '../src/util/hash.js';
 import { checkWorkFolder } from '../src/util/output-path.js';
 import { GateError, isPhiForgeError, type PhiForgeError } from '../src/util/errors.js';
@@ -18,10 +18,10 @@ import { checkGates, formatGateTable } from '../src/eval/gates.js';
 import { getArchitecture } from '../src/arch/index.js';
 import type { TargetId } from '../src/recipes/schema.js';
 import type { ExternalToolInfo } from '../src/external/index.js';
-import type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
+import type { BuildReport, StageTiming, TargetReport } from '../src/stages/build-report.js';
 import type { Builder, Precision } from '../src/vocabulary.js';
 
-export type { BuildReport, StageTiming, TargetReport } from '../src/pipeline/build-report.js';
+export type { BuildReport, StageTiming, TargetReport } from '../src/stages/build-report.js';
 
 export interface BuildRequest {
   /** Recipe name or file, hub id, or checkpoint folder. */

@@ -4,8 +4,8 @@
 // A scheme that cannot be built is a failed row, not a failed comparison; gates are reported, not enforced.
 import { stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
-import { resolveBuildSpec, type BuildSpec } from '../src/pipeline/build-spec.js';
-import { readStageRecord } from '../src/pipeline/stage.js';
+import { resolveBuildSpec, type BuildSpec } from '../src/recipes/build-spec.js';
+import { readStageRecord } from '../src/stages/runner.js';
 import type { Recipe, RecipeTarget, TargetId } from '../src/recipes/schema.js';
 import { parseSchemeList, variantTarget, type Scheme } from '../src/compare/schemes.js';
 import type { CompareReport, CompareRow, CompareStage } from '../src/compare/compare-report.js';

@@ -20,7 +20,7 @@ import {
 } from '../src/package/release-index.js';
 import { checkFiles, readManifest, type PackageManifest } from '../src/package/manifest.js';
 import { MODEL_PACKAGE_SUFFIX, writeModelPackage } from '../src/package/model-package.js';
-import { resolveBuildSpec } from '../src/pipeline/build-spec.js';
+import { resolveBuildSpec } from '../src/recipes/build-spec.js';
 import type { TargetId } from '../src/recipes/schema.js';
 import { tempSibling } from '../src/util/atomic-fs.js';
 import { GateError, isPhiForgeError, PackageError, type PhiForgeError } from '../src/util/errors.js';

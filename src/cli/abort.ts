@@ -1,7 +1,7 @@
 // Ctrl-C handling for long commands: the first SIGINT aborts the work through an AbortSignal (the running stage
 // stops, its temporary folder is removed, child processes are killed); a second one, a second or more later, exits
 // at once. One Ctrl-C in a terminal reaches us more than once (directly, and relayed by pnpm/tsx), hence the window.
-import { removeActiveTempDirs } from '../pipeline/stage.js';
+import { removeActiveTempDirs } from '../stages/runner.js';
 import { StageError } from '../util/errors.js';
 
 const RELAY_WINDOW_MS = 1000;

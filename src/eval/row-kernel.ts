@@ -1,7 +1,8 @@
 // Per-row statistics of a logits matrix computed by onnxruntime itself (a tiny graph in its own session): the
 // log-sum-exp, the argmax and the NLL of each row's target. onnxruntime's vectorized exp makes this several times
 // cheaper than a JavaScript loop, which on small models would otherwise rival the model's own forward time.
-import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
+import { Tensor as OrtTensor, type InferenceSession } from 'onnxruntime-node';
+import { openOrtSession } from '../ort/session.js';
 import { encodeModel } from '../onnx/codec.js';
 import { DataType } from '../onnx/dtype.js';
 import { attr, Graph, Model, Tensor, tensorType } from '../onnx/ir.js';
@@ -63,12 +64,7 @@ export class RowKernel {
    * model session's own costs the model more than it saves here.
    */
   static async create(opts: { intraOpNumThreads?: number } = {}): Promise<RowKernel> {
-    const session = await InferenceSession.create(rowKernelModel(), {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.intraOpNumThreads ?? 1,
-      logSeverityLevel: 3,
-    });
+    const session = await openOrtSession(rowKernelModel(), { intraOpNumThreads: opts.intraOpNumThreads ?? 1 });
     return new RowKernel(session);
   }
 

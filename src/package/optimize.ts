@@ -28,6 +28,7 @@
 // - It rejects external data outside the model's folder (also through symlinks) and external data files with more
 //   than one hard link ("potential hardlink attack"), so the input is staged as a copy (a reflink where the file
 //   system has them).
+import { openOrtSession } from '../ort/session.js';
 import { constants } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -224,30 +225,17 @@ async function stage(model: Model, dir: string, modelFile: string): Promise<stri
 }
 
 async function runOrtOptimizer(input: string, output: string): Promise<void> {
-  const { InferenceSession } = await import('onnxruntime-node');
-  let session;
-  try {
-    session = await InferenceSession.create(input, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'basic',
-      optimizedModelFilePath: output,
-      logSeverityLevel: 3,
-      extra: {
-        session: {
-          optimized_model_external_initializers_file_name: 'model.onnx.data',
-          optimized_model_external_initializers_min_size_in_bytes: '1024',
-          // The session only exists to write the file: skip packing weights for kernels that will never run.
-          disable_prepacking: '1',
-        },
-      },
-    });
-  } catch (e) {
-    throw new OnnxError('OPTIMIZE_ORT_FAILED', `onnxruntime could not optimize the model: ${(e as Error).message}`, {
-      file: input,
-      fix: 'check the model loads with `pnpm pipeline verify`; package without offline optimization meanwhile',
-      cause: e,
-    });
-  }
+  const session = await openOrtSession(input, {
+    graphOptimizationLevel: 'basic',
+    optimizedModelFilePath: output,
+    sessionConfig: {
+      optimized_model_external_initializers_file_name: 'model.onnx.data',
+      optimized_model_external_initializers_min_size_in_bytes: '1024',
+      // The session only exists to write the file: skip packing weights for kernels that will never run.
+      disable_prepacking: '1',
+    },
+    fix: 'check the model loads with `pnpm pipeline verify`; package without offline optimization meanwhile',
+  });
   await session.release();
 }
 

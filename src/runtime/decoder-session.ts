@@ -9,7 +9,8 @@ import { genaiConfigPath, readGenaiConfig, type GenaiDecoder } from '../genai/re
 import { float16BitsToFloat32 } from '../onnx/tensor.js';
 import { EvalError, OnnxError } from '../util/errors.js';
 import { KvCache } from './kv-cache.js';
-import { maxIntraOpThreads } from './threads.js';
+import { openOrtSession } from '../ort/session.js';
+import { checkThreads } from '../ort/threads.js';
 
 export interface DecoderSessionOptions {
   /** onnxruntime graph optimization level (default 'all'). */
@@ -72,7 +73,7 @@ export class DecoderSession {
    */
   static async open(modelPath: string, opts: DecoderSessionOptions = {}): Promise<DecoderSession> {
     const path = resolve(modelPath);
-    checkThreads(opts.intraOpNumThreads);
+    checkThreads(opts.intraOpNumThreads); // before touching the disk
     let isDir: boolean;
     try {
       isDir = (await stat(path)).isDirectory();
@@ -92,23 +93,11 @@ export class DecoderSession {
         fix: 'rebuild the model folder, or fix model.decoder.filename',
       });
     }
-    let session: InferenceSession;
-    try {
-      const sessionOptions: InferenceSession.SessionOptions = {
-        executionProviders: ['cpu'],
-        graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
-        logSeverityLevel: opts.logSeverityLevel ?? 3,
-      };
-      // The binding rejects keys present with an undefined value.
-      if (opts.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = opts.intraOpNumThreads;
-      session = await InferenceSession.create(onnxPath, sessionOptions);
-    } catch (e) {
-      throw new OnnxError('ORT_LOAD_FAILED', `onnxruntime cannot load the model: ${(e as Error).message}`, {
-        file: onnxPath,
-        fix: 'run `pnpm pipeline inspect` on it; rebuild if the file or its .data file is damaged',
-        cause: e,
-      });
-    }
+    const session = await openOrtSession(onnxPath, {
+      intraOpNumThreads: opts.intraOpNumThreads,
+      graphOptimizationLevel: opts.graphOptimizationLevel,
+      logSeverityLevel: opts.logSeverityLevel,
+    });
     try {
       return new DecoderSession(session, resolveLayout(session, onnxPath, config));
     } catch (e) {
@@ -338,15 +327,4 @@ function inferFromGraph(session: InferenceSession, modelPath: string): GenaiDeco
     eosTokenIds: [],
     names,
   };
-}
-
-/** Refuses a thread count far beyond the machine (10,000 would start 10,000 OS threads) before any session is made. */
-function checkThreads(n: number | undefined): void {
-  if (n === undefined) return;
-  const max = maxIntraOpThreads();
-  if (!Number.isInteger(n) || n < 1 || n > max.value) {
-    throw new EvalError('SESSION_THREADS', `intraOpNumThreads must be a whole number from 1 to ${max.value} (${max.why}), got ${n}`, {
-      fix: 'ask for fewer threads, or leave the option out for one per core',
-    });
-  }
 }

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthCheckpoint } from '../../src/arch/synth.js';
 import { writeTinyTokenizer } from '../../src/checkpoint/tiny-tokenizer.js';
-import type { BuildReport } from '../../src/pipeline/build-report.js';
+import type { BuildReport } from '../../src/stages/build-report.js';
 import { startFakeHub, type FakeHub } from '../helpers/hub-server.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BuildReport } from '../../src/pipeline/build-report.js';
+import type { BuildReport } from '../../src/stages/build-report.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 import { loadModel } from '../../src/onnx/model-file.js';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';

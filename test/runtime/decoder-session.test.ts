@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
-import { maxIntraOpThreads } from '../../src/runtime/threads.js';
+import { maxIntraOpThreads } from '../../src/ort/threads.js';
 import { EvalError, GenaiConfigError, OnnxError } from '../../src/util/errors.js';
 import { maxAbsDiff, referenceLogits, writeTinyDecoder, type TinyDecoder, type TinyDecoderOptions } from '../helpers/runtime.js';
 

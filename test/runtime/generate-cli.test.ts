@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../../src/cli/main.js';
 import { DecoderSession } from '../../src/runtime/decoder-session.js';
 import { greedyGenerate } from '../../src/runtime/greedy.js';
-import { maxIntraOpThreads } from '../../src/runtime/threads.js';
+import { maxIntraOpThreads } from '../../src/ort/threads.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { UsageError } from '../../src/util/errors.js';
 import { sharedFixture, writeTinyDecoder } from '../helpers/runtime.js';

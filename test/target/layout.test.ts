@@ -1,7 +1,7 @@
 // Targets as values: each carries its execution-provider facts; graph layouts key the stages before packaging; a
 // precision the execution provider cannot run is refused by the plan, before any stage.
 import { describe, expect, it } from 'vitest';
-import { targetPlan } from '../../src/pipeline/target-plan.js';
+import { targetPlan } from '../../src/recipes/target-plan.js';
 import { parseRecipe } from '../../src/recipes/load.js';
 import { getTarget, targetForExecutionProvider, TARGETS } from '../../src/target/index.js';
 import { graphLayout, layoutId, layoutProblem } from '../../src/target/layout.js';

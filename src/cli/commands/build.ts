@@ -30,7 +30,7 @@ export const buildCommand = defineCommand({
       .options(options),
   run: async (args) => {
     const { build } = await import('../../../pipelines/build.js');
-    const { formatBuildSummary } = await import('../../pipeline/summary.js');
+    const { formatBuildSummary } = await import('../../stages/summary.js');
     const report = await withAbortOnSigint((signal) =>
       build({
         spec: args.spec,

@@ -1,6 +1,6 @@
 // `pnpm pipeline eval <model-dir> (--tokens FILE.json | --text FILE)`: teacher-forced perplexity, optionally saving
 // a reference file or comparing with one (KL divergence, top-1 agreement, perplexity change).
-import { maxIntraOpThreads } from '../../runtime/threads.js';
+import { maxIntraOpThreads } from '../../ort/threads.js';
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
 import { checkWholeNumber } from '../number-flags.js';

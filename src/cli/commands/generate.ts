@@ -1,5 +1,5 @@
 // `pnpm pipeline generate <model-dir> (--prompt TEXT | --tokens 1,2,3)`: greedy decoding with the KV cache.
-import { maxIntraOpThreads } from '../../runtime/threads.js';
+import { maxIntraOpThreads } from '../../ort/threads.js';
 import { UsageError } from '../../util/errors.js';
 import { defineCommand, printJson } from '../command.js';
 import { checkWholeNumber } from '../number-flags.js';

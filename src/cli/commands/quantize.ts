@@ -127,7 +127,7 @@ export const quantizeCommand = defineCommand({
       const err = e as { message: string; fix?: string };
       throw new UsageError(err.message.split('\n')[0].replace(/^flags: /, ''), { fix: err.fix });
     }
-    const [{ checkWholeNumber }, { maxIntraOpThreads }] = await Promise.all([import('../number-flags.js'), import('../../runtime/threads.js')]);
+    const [{ checkWholeNumber }, { maxIntraOpThreads }] = await Promise.all([import('../number-flags.js'), import('../../ort/threads.js')]);
     checkWholeNumber('--threads', args.threads, { min: 0, max: maxIntraOpThreads() });
     // The output and its `<out>.data` must be file paths (`--out /` or `--out <folder>` would write `/.data` or
     // `<folder>.data` before failing); the input may be the output (saveModel reads tensors before replacing).

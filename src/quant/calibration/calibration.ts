@@ -2,6 +2,7 @@
 // MatMul inputs added as graph outputs and accumulate, per input, what the algorithms need from its activations (x a
 // row of K values): the Hessian H = Σ x xᵀ / n in float64 (GPTQ), the mean |x| per channel (AWQ's activation scale),
 // and a seeded uniform sample of rows (AWQ's scale search and the sensitivity measure).
+import { loadOrt, openOrtSession } from '../../ort/session.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,10 +64,6 @@ export interface ActivationStats {
   sampleCount?: number;
 }
 
-export async function loadOrt(): Promise<typeof OrtTypes> {
-  const m = (await import('onnxruntime-node')) as typeof OrtTypes & { default?: typeof OrtTypes };
-  return m.InferenceSession ? m : m.default!;
-}
 
 /** Adds x·xᵀ for every row of a [rows, K] activation block to h (upper triangle, mirrored at the end). */
 function accumulate(h: Float64Array, x: Float32Array, K: number): void {
@@ -202,7 +199,6 @@ function mergeRequests(requests: readonly ActivationRequest[]): ActivationReques
  * temp files. The model may be changed again once this returns (the session holds its own copy).
  */
 export async function probeSession(
-  ort: typeof OrtTypes,
   model: Model,
   extra: ValueInfo[],
 ): Promise<{ session: OrtTypes.InferenceSession; cleanup: () => Promise<void> }> {
@@ -216,7 +212,7 @@ export async function probeSession(
       const dir = await mkdtemp(join(tmpdir(), 'phi-forge-calibration-'));
       try {
         const written = await saveModel(model, join(dir, 'probe.onnx'));
-        const session = await ort.InferenceSession.create(written.path);
+        const session = await openOrtSession(written.path);
         return { session, cleanup: () => rm(dir, { recursive: true, force: true }) };
       } catch (e) {
         await rm(dir, { recursive: true, force: true });
@@ -225,12 +221,12 @@ export async function probeSession(
     }
     const bytes = encodeModel(model);
     const base = externalBaseDir(model);
-    if (!base) return { session: await ort.InferenceSession.create(bytes), cleanup: async () => {} };
+    if (!base) return { session: await openOrtSession(bytes), cleanup: async () => {} };
     // External data resolves against the model file's folder: write the probe model next to the data.
     const tmp = join(base, `.phi-forge-calibration-${process.pid}-${randomBytes(4).toString('hex')}.onnx`);
     await writeFile(tmp, bytes);
     try {
-      return { session: await ort.InferenceSession.create(tmp), cleanup: () => rm(tmp, { force: true }) };
+      return { session: await openOrtSession(tmp), cleanup: () => rm(tmp, { force: true }) };
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
@@ -259,7 +255,7 @@ export async function captureActivations(
     .map((r) => ({ name: r.value, type: tensorType(r.floatType) }));
   const acc = merged.map((r) => new Accumulator(r));
 
-  const { session, cleanup } = await probeSession(ort, model, added);
+  const { session, cleanup } = await probeSession(model, added);
   try {
     let runs = 0;
     for await (const feeds of source.feeds(model, ort)) {

@@ -12,7 +12,8 @@ import { DataType } from '../../onnx/dtype.js';
 import { Node, tensorType, type Model, type ValueInfo } from '../../onnx/ir.js';
 import { Tensor, float16BitsToFloat32, float32ToFloat16Bits, viewBytes } from '../../onnx/tensor.js';
 import { QuantizationError } from '../../util/errors.js';
-import { loadOrt, probeSession, type CalibrationSource, type Feeds, type OrtTensor } from './calibration.js';
+import { loadOrt } from '../../ort/session.js';
+import { probeSession, type CalibrationSource, type Feeds, type OrtTensor } from './calibration.js';
 
 export interface KlProbeUnit {
   /** Key of the result. */
@@ -158,7 +159,7 @@ export async function probeKl(model: Model, units: readonly KlProbeUnit[], sourc
     let session: OrtTypes.InferenceSession;
     let cleanup: () => Promise<void>;
     try {
-      ({ session, cleanup } = await probeSession(ort, model, []));
+      ({ session, cleanup } = await probeSession(model, []));
     } finally {
       undo();
     }

@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveBuildSpec } from '../../src/pipeline/build-spec.js';
-import { targetPlan } from '../../src/pipeline/target-plan.js';
+import { resolveBuildSpec } from '../../src/recipes/build-spec.js';
+import { targetPlan } from '../../src/recipes/target-plan.js';
 import { RecipeError } from '../../src/util/errors.js';
 
 let dir: string;

@@ -2,8 +2,8 @@
 // stage timings (the --json document of `build`).
 import type { GateVerdict } from '../eval/gates.js';
 import type { TargetId } from '../recipes/schema.js';
-import type { SourceResult } from './stages/source.js';
-import type { ValidateResult } from './stages/validate.js';
+import type { SourceResult } from './source.js';
+import type { ValidateResult } from './validate.js';
 
 export interface StageTiming {
   stage: string;

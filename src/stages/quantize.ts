@@ -4,10 +4,10 @@
 import { constants } from 'node:fs';
 import { copyFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CalibrationSource } from '../../quant/calibration/calibration.js';
-import type { QuantAlgo, QuantScheme } from '../../vocabulary.js';
-import type { StageDefinition, StageOutcome } from '../stage.js';
-import type { TargetPlan } from '../target-plan.js';
+import type { CalibrationSource } from '../quant/calibration/calibration.js';
+import type { QuantAlgo, QuantScheme } from '../vocabulary.js';
+import type { StageDefinition, StageOutcome } from './runner.js';
+import type { TargetPlan } from '../recipes/target-plan.js';
 import type { ConvertResult } from './convert.js';
 
 export interface QuantizeResult {
@@ -32,8 +32,8 @@ export function quantizeStage(input: {
     // Calibration files are named by resolved path (their content is fixed for a build, like validation data).
     options: { ...q, calibration: c && { ...c, tokens: c.tokens && input.resolvePath(c.tokens), text: c.text && input.resolvePath(c.text) } },
     run: async (ctx) => {
-      const { wantsCalibration } = await import('../../quant/quantize-model.js');
-      const { quantizeModelFile } = await import('../../quant/quantize-file.js');
+      const { wantsCalibration } = await import('../quant/quantize-model.js');
+      const { quantizeModelFile } = await import('../quant/quantize-file.js');
       const mixed = q.bits_budget === undefined ? undefined : { budgetBits: q.bits_budget, high: q.high_scheme, sensitivity: q.sensitivity };
       const overrides = q.overrides
         .filter((o) => o.scheme !== 'none')
@@ -79,18 +79,18 @@ async function calibrationFor(
   resolvePath: (p: string) => string,
   signal?: AbortSignal,
 ): Promise<CalibrationSource> {
-  const { tokenCalibration } = await import('../../quant/calibration/calibration.js');
+  const { tokenCalibration } = await import('../quant/calibration/calibration.js');
   const c = q.calibration ?? { samples: 16, sequence_length: 128 };
   if (c.tokens || c.text) {
-    const { loadEvalInput } = await import('../../eval/inputs.js');
+    const { loadEvalInput } = await import('../eval/inputs.js');
     const loaded = await loadEvalInput(c.tokens ? { tokens: resolvePath(c.tokens) } : { text: resolvePath(c.text!), splitRows: true }, {
       tokenizerDir: modelDir,
     });
     const seqs = loaded.sequences.slice(0, c.samples).map((s) => Array.from(s.subarray(0, c.sequence_length)));
     return tokenCalibration(seqs, loaded.description);
   }
-  const { DecoderSession } = await import('../../runtime/decoder-session.js');
-  const { sampleSequences } = await import('../../eval/sample.js');
+  const { DecoderSession } = await import('../runtime/decoder-session.js');
+  const { sampleSequences } = await import('../eval/sample.js');
   const session = await DecoderSession.open(modelDir);
   try {
     // BOS and context length as the session read them from genai_config.json.

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishPackage } from '../../src/pipeline/stages/package.js';
+import { publishPackage } from '../../src/stages/package.js';
 import { cleanTempDirs, tempDir, treeDigest, writeFakePackage } from '../helpers/package.js';
 
 let work: string;

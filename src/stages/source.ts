@@ -3,11 +3,11 @@
 // weights are linked, not copied; the stage is keyed by the content hashes of the files it reads.
 import { link, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
-import { CheckpointError } from '../../util/errors.js';
-import type { FileHashMemo } from '../../util/hash.js';
-import type { Recipe } from '../../recipes/schema.js';
-import type { StageDefinition, StageProgress } from '../stage.js';
+import { TOKENIZER_FILE_NAMES } from '../checkpoint/tokenizer-files.js';
+import { CheckpointError } from '../util/errors.js';
+import type { FileHashMemo } from '../util/hash.js';
+import type { Recipe } from '../recipes/schema.js';
+import type { StageDefinition, StageProgress } from './runner.js';
 
 export interface SourceResult {
   /** What the checkpoint is, for manifests: e.g. `hub:microsoft/Phi-4-mini-instruct@<commit>`. */
@@ -55,7 +55,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       inputs: tokenizerInputs,
       options: { ...common, synth: src.synth },
       run: async (ctx) => {
-        const { synthCheckpoint } = await import('../../arch/synth.js');
+        const { synthCheckpoint } = await import('../arch/synth.js');
         await synthCheckpoint({ ...src.synth, outDir: ctx.outDir });
         return finish(ctx.outDir, input, `synth:${src.synth.preset}/${src.synth.scale}/seed${src.synth.seed}`, 'synthetic');
       },
@@ -72,7 +72,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
       inputs: { [basename(file)]: sha, ...tokenizerInputs },
       options: common,
       run: async (ctx) => {
-        const { convertLlama2c } = await import('../../checkpoint/llama2c.js');
+        const { convertLlama2c } = await import('../checkpoint/llama2c.js');
         await convertLlama2c({ file, outDir: ctx.outDir });
         return finish(ctx.outDir, input, `llama2c:${basename(file)}`, `sha256:${sha}`);
       },
@@ -84,7 +84,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
     const files = await checkpointFiles(dir);
     const inputs: Record<string, string> = {};
     for (const f of files) inputs[f] = await hashOrFail(input.memo, join(dir, f));
-    const revision = `sha256:${(await import('../../util/hash.js')).hashJson(inputs)}`;
+    const revision = `sha256:${(await import('../util/hash.js')).hashJson(inputs)}`;
     return {
       name: 'source',
       version: VERSION,
@@ -99,7 +99,7 @@ export async function sourceStage(input: SourceStageInput): Promise<StageDefinit
   }
 
   // Hub: the download is cached in the shared hub cache (not in the stage); the stage key is the resolved commit.
-  const { fetchCheckpoint } = await import('../../hub/index.js');
+  const { fetchCheckpoint } = await import('../hub/index.js');
   let fetched: Awaited<ReturnType<typeof fetchCheckpoint>> | undefined;
   const fetchOnce = async (onProgress?: (p: StageProgress) => void) =>
     (fetched ??= await fetchCheckpoint({
@@ -130,7 +130,7 @@ async function recipeTokenizerInputs(input: SourceStageInput): Promise<Record<st
   const tok = input.recipe.tokenizer;
   if (!tok || !('path' in tok)) return {};
   const dir = input.resolvePath(tok.path);
-  const { findTokenizerFiles, hasUsableTokenizer } = await import('../../checkpoint/tokenizer-files.js');
+  const { findTokenizerFiles, hasUsableTokenizer } = await import('../checkpoint/tokenizer-files.js');
   const files = await findTokenizerFiles(dir);
   if (!hasUsableTokenizer(files)) {
     throw new CheckpointError(
@@ -194,7 +194,7 @@ async function finish(dir: string, input: SourceStageInput, origin: string, revi
   const overrides: Record<string, unknown> = { ...input.recipe.architecture };
   const tok = input.recipe.tokenizer;
   if (tok && 'builtin' in tok) {
-    const { writeTinyTokenizer, tinyTokenizerSpecialIds } = await import('../../checkpoint/tiny-tokenizer.js');
+    const { writeTinyTokenizer, tinyTokenizerSpecialIds } = await import('../checkpoint/tiny-tokenizer.js');
     await writeTinyTokenizer(dir, Number(config.vocab_size));
     // The model's special ids must be the tokenizer's (a synthetic checkpoint's own ids are arbitrary).
     const ids = tinyTokenizerSpecialIds(Number(config.vocab_size));
@@ -202,7 +202,7 @@ async function finish(dir: string, input: SourceStageInput, origin: string, revi
     // Generation stops at the end of text and at the end of a chat turn, as Phi-3's generation_config does.
     await replaceJson(join(dir, 'generation_config.json'), { bos_token_id: ids.bos, eos_token_id: [ids.eos, ids.end], pad_token_id: ids.pad });
   } else if (tok && 'path' in tok) {
-    const { findTokenizerFiles, copyTokenizerFiles } = await import('../../checkpoint/tokenizer-files.js');
+    const { findTokenizerFiles, copyTokenizerFiles } = await import('../checkpoint/tokenizer-files.js');
     await copyTokenizerFiles(await findTokenizerFiles(input.resolvePath(tok.path)), dir);
   }
   if (Object.keys(overrides).length) config = await replaceJson(configPath, overrides);

@@ -2,8 +2,8 @@
 // hub id — each turned into a recipe, with the command line's --target and --precision applied on top.
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { findRecipe, listRecipes, loadRecipeFile, parseRecipe } from '../recipes/load.js';
-import { defaultQuant, type Recipe, type RecipeTarget, type TargetId } from '../recipes/schema.js';
+import { findRecipe, listRecipes, loadRecipeFile, parseRecipe } from './load.js';
+import { defaultQuant, type Recipe, type RecipeTarget, type TargetId } from './schema.js';
 import { RecipeError } from '../util/errors.js';
 import { isActivationPrecision, type Builder, type Precision } from '../vocabulary.js';
 

@@ -4,8 +4,8 @@
 // pipeline, not here, so changing a gate re-checks without re-running the evaluation.
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Recipe } from '../../recipes/schema.js';
-import type { StageDefinition, StageOutcome } from '../stage.js';
+import type { Recipe } from '../recipes/schema.js';
+import type { StageDefinition, StageOutcome } from './runner.js';
 import type { ConvertResult } from './convert.js';
 
 const TOKENS_FILE = 'tokens.json';
@@ -59,14 +59,14 @@ export function referenceStage(input: {
       stride: v.stride ?? null,
     },
     run: async (ctx) => {
-      const { evaluateModel } = await import('../../eval/evaluate.js');
+      const { evaluateModel } = await import('../eval/evaluate.js');
       const modelDir = input.convert.dir;
       let sequences: Int32Array[];
       let described: string;
       if ('sample' in data) {
         // No data given: sample from the unquantized model itself (seeded), so the check needs no dataset.
-        const { DecoderSession } = await import('../../runtime/decoder-session.js');
-        const { sampleSequences } = await import('../../eval/sample.js');
+        const { DecoderSession } = await import('../runtime/decoder-session.js');
+        const { sampleSequences } = await import('../eval/sample.js');
         const session = await DecoderSession.open(modelDir);
         try {
           // Sequences start with genai_config.json's bos_token_id (written by the builder), as the session read it.
@@ -76,7 +76,7 @@ export function referenceStage(input: {
         }
         described = `${data.sample.sequences} sequences of ${data.sample.length} tokens sampled from the unquantized model (seed ${data.sample.seed})`;
       } else {
-        const { loadEvalInput } = await import('../../eval/inputs.js');
+        const { loadEvalInput } = await import('../eval/inputs.js');
         const loaded = await loadEvalInput(
           'tokens' in data ? { tokens: input.resolvePath(data.tokens) } : { text: input.resolvePath(data.text), column: data.column },
           { tokenizerDir: modelDir },
@@ -119,7 +119,7 @@ export function validateStage(input: {
     inputs: { model: input.modelKey, reference: ref.key },
     options: {},
     run: async (ctx) => {
-      const { evaluateModel } = await import('../../eval/evaluate.js');
+      const { evaluateModel } = await import('../eval/evaluate.js');
       const sequences = (JSON.parse(await readFile(join(ref.dir, TOKENS_FILE), 'utf8')) as number[][]).map((s) => Int32Array.from(s));
       const r = await evaluateModel(input.modelDir, sequences, {
         reference: { file: join(ref.dir, REFERENCE_FILE) },

@@ -5,17 +5,17 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { TOKENIZER_FILE_NAMES } from '../../checkpoint/tokenizer-files.js';
-import { withProviders } from '../../genai/providers.js';
-import { GENAI_CONFIG_FILE, readGenaiConfig } from '../../genai/read.js';
-import { writeGenaiConfig } from '../../genai/write.js';
-import { buildManifest, MANIFEST_FILE, packageFilesToCopy, readManifest } from '../../package/manifest.js';
-import type { GateVerdict } from '../../eval/gates.js';
-import type { Recipe } from '../../recipes/schema.js';
-import { writeDirAtomic } from '../../util/atomic-fs.js';
-import { PackageError } from '../../util/errors.js';
-import type { StageDefinition, StageOutcome } from '../stage.js';
-import type { TargetPlan } from '../target-plan.js';
+import { TOKENIZER_FILE_NAMES } from '../checkpoint/tokenizer-files.js';
+import { withProviders } from '../genai/providers.js';
+import { GENAI_CONFIG_FILE, readGenaiConfig } from '../genai/read.js';
+import { writeGenaiConfig } from '../genai/write.js';
+import { buildManifest, MANIFEST_FILE, packageFilesToCopy, readManifest } from '../package/manifest.js';
+import type { GateVerdict } from '../eval/gates.js';
+import type { Recipe } from '../recipes/schema.js';
+import { writeDirAtomic } from '../util/atomic-fs.js';
+import { PackageError } from '../util/errors.js';
+import type { StageDefinition, StageOutcome } from './runner.js';
+import type { TargetPlan } from '../recipes/target-plan.js';
 import type { SourceResult } from './source.js';
 import type { ValidateResult } from './validate.js';
 
@@ -73,12 +73,12 @@ export function packageStage(input: {
       }
       // Pre-optimised targets (mobile): optimised offline (ORT basic level) so devices load faster; the manifest hashes what ships.
       if (plan.target.preOptimized) {
-        const { optimizeOffline } = await import('../../package/optimize.js');
+        const { optimizeOffline } = await import('../package/optimize.js');
         ctx.progress({ done: 0, message: 'pre-optimising the graph (onnxruntime basic level)' });
         await optimizeOffline(ctx.outDir, ctx.outDir, { level: 'basic', target: plan.target });
       }
       // Every target: ops, dtypes and I/O its execution provider runs, and a forward where the CPU EP can run it.
-      const { checkPackageForTarget } = await import('../../package/ep-check.js');
+      const { checkPackageForTarget } = await import('../package/ep-check.js');
       const check = await checkPackageForTarget(ctx.outDir, plan.target, { activationDtype: plan.layout.activationDtype });
       if (!check.ok) {
         throw new PackageError('PACKAGE_EP_CHECK', `the ${plan.target.id} package cannot run on ${check.executionProvider}:\n  - ${check.problems.join('\n  - ')}`, {

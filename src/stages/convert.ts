@@ -4,11 +4,11 @@
 // cuda; their genai_config.json selects no provider, the package stage writes the target's. External builds are keyed
 // by everything the tool's output depends on, the target and the tool's versions included.
 import { readdir } from 'node:fs/promises';
-import type { ExternalToolInfo } from '../../external/index.js';
-import type { Recipe } from '../../recipes/schema.js';
-import { layoutId } from '../../target/layout.js';
-import type { StageDefinition, StageOutcome } from '../stage.js';
-import type { TargetPlan } from '../target-plan.js';
+import type { ExternalToolInfo } from '../external/index.js';
+import type { Recipe } from '../recipes/schema.js';
+import { layoutId } from '../target/layout.js';
+import type { StageDefinition, StageOutcome } from './runner.js';
+import type { TargetPlan } from '../recipes/target-plan.js';
 import type { SourceResult } from './source.js';
 
 export interface ConvertResult {
@@ -41,7 +41,7 @@ export function convertStage(input: ConvertStageInput): StageDefinition<ConvertR
     inputs: { source: input.source.key },
     options: { layout: layoutId(plan.layout) },
     run: async (ctx) => {
-      const { convertCheckpoint } = await import('../../arch/convert.js');
+      const { convertCheckpoint } = await import('../arch/convert.js');
       await convertCheckpoint({
         checkpointDir: input.source.dir,
         outDir: ctx.outDir,
@@ -75,7 +75,7 @@ function externalConvertStage(input: ConvertStageInput): StageDefinition<Convert
       tool: input.tool?.versions ?? null,
     },
     run: async (ctx) => {
-      const { runExternalBuilder } = await import('../../external/index.js');
+      const { runExternalBuilder } = await import('../external/index.js');
       let last = '';
       const r = await runExternalBuilder({
         kind,

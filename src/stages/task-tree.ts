@@ -2,7 +2,7 @@
 // terminal and plain line-by-line output when stderr is not a TTY or CI=true.
 import { Listr, ListrLogger, ProcessOutput, PRESET_TIMER, type ListrTask } from 'listr2';
 import { formatBytes } from '../util/format.js';
-import type { StageProgress } from './stage.js';
+import type { StageProgress } from './runner.js';
 
 export function isPlainOutput(): boolean {
   return !process.stderr.isTTY || process.env.CI === 'true' || process.env.CI === '1';

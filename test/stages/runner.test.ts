@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runStage, stageKey, type StageDefinition } from '../../src/pipeline/stage.js';
+import { runStage, stageKey, type StageDefinition } from '../../src/stages/runner.js';
 import { StageError } from '../../src/util/errors.js';
 
 let root: string;

@@ -1,7 +1,7 @@
 // One target's build plan: the target object, activation precision and graph layout, quantization (with the target's
 // defaults filled in), gates and size budget — decided once from the recipe, so stages never re-read recipe fields.
 // A precision the target's execution provider cannot run is refused here, before any stage.
-import { defaultQuant, type Gates, type QuantOptions, type Recipe, type RecipeTarget } from '../recipes/schema.js';
+import { defaultQuant, type Gates, type QuantOptions, type Recipe, type RecipeTarget } from './schema.js';
 import { getTarget, type GraphLayout, type Target } from '../target/index.js';
 import { graphLayout, layoutProblem, precisionOf, type ActivationPrecision } from '../target/layout.js';
 import { UsageError } from '../util/errors.js';

@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sourceStage } from '../../src/pipeline/stages/source.js';
-import { stageKey } from '../../src/pipeline/stage.js';
+import { sourceStage } from '../../src/stages/source.js';
+import { stageKey } from '../../src/stages/runner.js';
 import { parseRecipe } from '../../src/recipes/load.js';
 import { FileHashMemo } from '../../src/util/hash.js';
 
