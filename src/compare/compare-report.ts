@@ -2,7 +2,7 @@
 // the shared reference, speed, build time and gate verdicts, or why that scheme failed.
 import type { GateVerdict } from '../eval/gates.js';
 import type { Gates, TargetId } from '../recipes/schema.js';
-import type { ValidationMetrics } from '../stages/validate.js';
+import type { ValidationMetrics } from '../eval/metrics.js';
 import type { SpeedResult } from './speed.js';
 
 export interface CompareStage {

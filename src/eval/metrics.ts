@@ -189,3 +189,15 @@ export class ComparisonAccumulator {
     };
   }
 }
+
+/** What validation records for a model: perplexity, and against a reference Δppl, KL and top-1 (snake_case as in manifests). */
+export interface ValidationMetrics {
+  tokens_scored: number;
+  ppl: number;
+  mean_nll: number;
+  ppl_ref?: number;
+  ppl_delta_pct?: number;
+  kl_mean?: number;
+  kl_p99?: number;
+  top1_agreement?: number;
+}

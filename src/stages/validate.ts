@@ -2,6 +2,7 @@
 // a dataset tokenized with the model's tokenizer, or sequences sampled from the model itself) and stores the
 // reference log-probabilities. `validate` scores one (quantized) model against that file. Gates are checked by the
 // pipeline, not here, so changing a gate re-checks without re-running the evaluation.
+import type { ValidationMetrics } from '../eval/metrics.js';
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Recipe } from '../recipes/schema.js';
@@ -22,16 +23,7 @@ export interface ReferenceResult {
   stride: number;
 }
 
-export interface ValidationMetrics {
-  tokens_scored: number;
-  ppl: number;
-  mean_nll: number;
-  ppl_ref?: number;
-  ppl_delta_pct?: number;
-  kl_mean?: number;
-  kl_p99?: number;
-  top1_agreement?: number;
-}
+export type { ValidationMetrics };
 
 export interface ValidateResult {
   metrics: ValidationMetrics;
