@@ -2,11 +2,12 @@
 // MatMul inputs added as graph outputs and accumulate, per input, what the algorithms need from its activations (x a
 // row of K values): the Hessian H = Σ x xᵀ / n in float64 (GPTQ), the mean |x| per channel (AWQ's activation scale),
 // and a seeded uniform sample of rows (AWQ's scale search and the sensitivity measure).
+import { GENAI_IO_DEFAULTS, layerNamePattern } from '../../genai/io-names.js';
 import { loadOrt, openOrtSession } from '../../ort/session.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { encodeModel } from '../../onnx/codec.js';
 import { DataType, dataTypeName } from '../../onnx/dtype.js';
@@ -101,15 +102,7 @@ function asFloat32(t: OrtTensor, value: string): Float32Array {
  * locations are relative to (undefined when every tensor is inline).
  */
 function externalBaseDir(model: Model): string | undefined {
-  for (const t of model.allTensors()) {
-    const s = t.source;
-    if (s.kind === 'external') {
-      const depth = s.location.split(/[\\/]/).length - 1;
-      let d = dirname(s.path);
-      for (let i = 0; i < depth; i++) d = dirname(d);
-      return d;
-    }
-  }
+  for (const t of model.allTensors()) if (t.source.kind === 'external') return t.source.dir;
   return undefined;
 }
 
@@ -322,11 +315,16 @@ export async function readTokenFile(path: string): Promise<number[][]> {
   return seqs as number[][];
 }
 
-const PAST = /^past_key_values\.\d+\.(key|value)$/;
+// Calibration feeds graphs by onnxruntime-genai's default input names (a tool's own model may name no genai_config).
+const IO = GENAI_IO_DEFAULTS.inputs;
+const PAST = [layerNamePattern(IO.past_key_names), layerNamePattern(IO.past_value_names)];
+const isPast = (name: string) => PAST.some((p) => p.test(name));
 
 function fixedDims(v: ValueInfo, symbolic: (name: string, i: number) => number): number[] {
   const t = v.type;
-  if (t?.kind !== 'tensor' || !t.shape) throw new Error(`input ${v.name} has no shape`);
+  if (t?.kind !== 'tensor' || !t.shape) {
+    throw new QuantizationError('QUANT_CALIB_INPUTS', `input ${v.name} has no shape`, { fix: 'token calibration needs decoder graphs whose inputs declare their shapes' });
+  }
   return t.shape.map((d, i) => d.value ?? symbolic(d.param ?? '', i));
 }
 
@@ -340,7 +338,7 @@ export function tokenCalibration(sequences: readonly number[][], describe: strin
     *feeds(model, ort) {
       const inits = new Set(model.graph.initializers.map((t) => t.name));
       const inputs = model.graph.inputs.filter((v) => !inits.has(v.name));
-      const unknown = inputs.filter((v) => !['input_ids', 'attention_mask', 'position_ids'].includes(v.name) && !PAST.test(v.name));
+      const unknown = inputs.filter((v) => !([IO.input_ids, IO.attention_mask, IO.position_ids] as string[]).includes(v.name) && !isPast(v.name));
       if (unknown.length) {
         throw new QuantizationError('QUANT_CALIB_INPUTS', `token calibration cannot feed input(s) ${unknown.map((v) => v.name).join(', ')}`, {
           fix: 'token calibration drives decoder graphs with input_ids, attention_mask, position_ids and past_key_values.* inputs',
@@ -350,9 +348,9 @@ export function tokenCalibration(sequences: readonly number[][], describe: strin
         const L = seq.length;
         const feeds: Feeds = {};
         for (const v of inputs) {
-          if (v.name === 'input_ids') feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from(seq, (t) => BigInt(t)), [1, L]);
-          else if (v.name === 'attention_mask') feeds[v.name] = new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]);
-          else if (v.name === 'position_ids') feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(i)), [1, L]);
+          if (v.name === IO.input_ids) feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from(seq, (t) => BigInt(t)), [1, L]);
+          else if (v.name === IO.attention_mask) feeds[v.name] = new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]);
+          else if (v.name === IO.position_ids) feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(i)), [1, L]);
           else {
             // Empty cache: batch 1, past length 0; other dims fixed in the graph.
             const dims = fixedDims(v, (_, i) => (i === 0 ? 1 : i === 2 ? 0 : Number.NaN));
