@@ -54,6 +54,28 @@ describe('kernel pool', () => {
     expect(big.byteLength).toBe(64 * 48 * 4 + 16);
   });
 
+  it('reuses the input buffers workers send back: pool.buffer hands one out again, results stay byte-identical', async () => {
+    const inline = inlineKernelRunner();
+    const w = randomMatrix(7, 64, 48);
+    const want = await inline.run(task(viewBytes(w)));
+    const first = pool.buffer(w.byteLength);
+    first.set(viewBytes(w));
+    const size = first.buffer.byteLength;
+    expect(await pool.run(task(first), { transfer: true })).toEqual(want);
+    expect(first.byteLength).toBe(0); // moved to the worker
+    // A smaller request gets the same (returned, already paged-in) memory as a view of its first bytes.
+    const again = pool.buffer(w.byteLength - 64 * 4);
+    expect(again.buffer.byteLength).toBe(size);
+    expect(again.byteOffset).toBe(0);
+    const fewer = randomMatrix(8, 64, 47);
+    again.set(viewBytes(fewer));
+    expect(await pool.run(task(again, { N: 47 }), { transfer: true })).toEqual(await inline.run(task(viewBytes(fewer), { N: 47 })));
+    // Input the caller keeps is copied into such a buffer, never detached, and quantizes the same.
+    const kept = viewBytes(w);
+    expect(await pool.run(task(kept))).toEqual(want);
+    expect(kept.byteLength).toBe(w.byteLength);
+  });
+
   it('a kernel error comes back as a QuantizationError with its code', async () => {
     const w = randomMatrix(3, 64, 48);
     w[100] = Number.NaN;
