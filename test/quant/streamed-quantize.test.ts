@@ -175,6 +175,31 @@ describe('readWeightRows', () => {
     }
   });
 
+  it('reads external data and bands into the buffer it is given (the pool reuses them), with the same bytes', async () => {
+    const [K, N] = [24, 10];
+    const data = randomMatrix(6, K, N);
+    const path = join(await tempDir(), 'w.onnx');
+    await saveModel(matmulModel({ K, N, w: data }), path, { sizeThreshold: 0 });
+    const external = (await loadModel(path)).graph.initializer('W')!;
+    for (const tensor of [external, Tensor.fromFloat32('W', [K, N], data)]) {
+      for (const [layout, band] of [['kn', { n0: 3, n1: 7 }], ['nk', { n0: 2, n1: 5 }], ['kn', { n0: 0, n1: N }]] as const) {
+        const [k, n] = layout === 'kn' ? [K, N] : [N, K];
+        const given: Uint8Array[] = [];
+        // A reused buffer is bigger than asked for and holds old bytes; the result is a view of its start.
+        const alloc = (len: number) => {
+          const b = new Uint8Array(len + 64).fill(0xee).subarray(0, len);
+          given.push(b);
+          return b;
+        };
+        const got = await readWeightRows({ tensor, K: k, N: n, layout }, band, alloc);
+        expect(got, `${layout} ${band.n0}..${band.n1}`).toEqual(await readWeightRows({ tensor, K: k, N: n, layout }, band));
+        const inlineWhole = tensor.source.kind !== 'external' && band.n1 === n && band.n0 === 0;
+        expect(given).toHaveLength(inlineWhole ? 0 : 1);
+        if (!inlineWhole) expect(got.buffer).toBe(given[0].buffer);
+      }
+    }
+  });
+
   it('refuses to read bands from a data file that became a symlink out of the model folder after loading', async () => {
     const [K, N] = [24, 10];
     const dir = await tempDir();

@@ -91,7 +91,8 @@ async function runPiece<J extends WeightJob>(p: Piece<J>, ctx: PassContext): Pro
   ctx.signal?.throwIfAborted();
   const w = p.job.weight;
   const whole = p.band.n0 === 0 && p.band.n1 === w.N;
-  const bytes = await readWeightRows(w, p.band);
+  // Read into a buffer from the pool: a worker sent it back already paged in, where fresh memory would fault per page.
+  const bytes = await readWeightRows(w, p.band, (n) => ctx.kernels.buffer(n));
   const hessian = p.job.hessian;
   p.job.hessian = undefined;
   return ctx.kernels.run(
@@ -107,7 +108,7 @@ async function runPiece<J extends WeightJob>(p: Piece<J>, ctx: PassContext): Pro
       method: p.job.method,
       hessian,
     },
-    // A band or external data is read into a fresh buffer we own: move it to the worker rather than copy it.
+    // A band or external data is read into a pool buffer we own: move it to the worker rather than copy it.
     { transfer: !whole || w.tensor.source.kind === 'external' },
   );
 }

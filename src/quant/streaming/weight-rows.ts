@@ -3,7 +3,7 @@
 // Rows are contiguous in an [N, K] weight; in a [K, N] weight a band of rows is a band of columns, read row by row.
 import type { FileHandle } from 'node:fs/promises';
 import { bitsOf } from '../../onnx/dtype.js';
-import { openExternalRange, readExternalRange } from '../../onnx/tensor.js';
+import { openExternalRange, type ExternalSource } from '../../onnx/tensor.js';
 import { OnnxError } from '../../util/errors.js';
 import type { WeightRef } from '../passes/find-weights.js';
 
@@ -37,22 +37,32 @@ export function rowBands(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | 'layout'>, pi
   return bands;
 }
 
-/** Rows [n0, n1) of the weight as raw bytes in the weight's own layout: [n1−n0, K] for `nk`, [K, n1−n0] for `kn`. */
-export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | 'layout'>, band: RowBand): Promise<Uint8Array> {
+/** Gives the buffer a band is read into (the kernel pool's `buffer`, so reads land in memory already paged in). */
+export type Allocate = (byteLength: number) => Uint8Array;
+
+const fresh: Allocate = (n) => new Uint8Array(n);
+
+/**
+ * Rows [n0, n1) of the weight as raw bytes in the weight's own layout: [n1−n0, K] for `nk`, [K, n1−n0] for `kn`.
+ * External bytes and bands are read into `alloc`'s buffer; an inline or computed weight read whole is its own bytes.
+ */
+export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | 'layout'>, band: RowBand, alloc: Allocate = fresh): Promise<Uint8Array> {
   const t = w.tensor;
   const { n0, n1 } = band;
-  if (n0 === 0 && n1 === w.N) return t.bytes();
-  const es = bitsOf(t.dataType) / 8;
   const src = t.source;
+  if (n0 === 0 && n1 === w.N) return src.kind === 'external' ? readRange(src, t.name, src.offset, src.length, alloc) : t.bytes();
+  const es = bitsOf(t.dataType) / 8;
   if (w.layout === 'nk') {
     const [from, length] = [n0 * w.K * es, (n1 - n0) * w.K * es];
-    if (src.kind === 'external') return readExternalRange(src, t.name, src.offset + from, length);
-    return (await t.bytes()).slice(from, from + length);
+    if (src.kind === 'external') return readRange(src, t.name, src.offset + from, length, alloc);
+    const out = alloc(length);
+    out.set((await t.bytes()).subarray(from, from + length));
+    return out;
   }
   // [K, N]: columns n0..n1 of every row.
   const width = (n1 - n0) * es;
   const rowBytes = w.N * es;
-  const out = new Uint8Array(w.K * width);
+  const out = alloc(w.K * width);
   if (src.kind !== 'external') {
     const all = await t.bytes();
     for (let k = 0; k < w.K; k++) out.set(all.subarray(k * rowBytes + n0 * es, k * rowBytes + n0 * es + width), k * width);
@@ -68,6 +78,22 @@ export async function readWeightRows(w: Pick<WeightRef, 'tensor' | 'K' | 'N' | '
         reads.push(readFully(fh, out.subarray(k * width, (k + 1) * width), src.offset + k * rowBytes + n0 * es, src.path, t.name));
       }
       await Promise.all(reads);
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** `length` bytes of external data from `offset`, checked against the file's size and the model folder first. */
+async function readRange(src: ExternalSource, tensor: string, offset: number, length: number, alloc: Allocate): Promise<Uint8Array> {
+  const fh = await openExternalRange(src, tensor, offset, length);
+  try {
+    const out = alloc(length);
+    // In pieces of 1 GiB: one read call takes at most 2 GiB.
+    for (let done = 0; done < length; done += 1 << 30) {
+      const n = Math.min(length - done, 1 << 30);
+      await readFully(fh, out.subarray(done, done + n), offset + done, src.path, tensor);
     }
     return out;
   } finally {
