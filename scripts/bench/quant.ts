@@ -1,6 +1,6 @@
 // Benchmark: int4 RTN quantization throughput (weights/s) next to a plain memory copy of the same bytes measured in the
-// same run, single-threaded on the kernel and end to end through the worker pool (with the pool's speed over one
-// thread on the same layout: its target is ≥ 1.5× on 2 cores). Prints markdown, or JSON with
+// same run, single-threaded on the kernel, end to end with no pool (inline), and end to end through the worker pool
+// (with its speed over both: the target is ≥ 1.5× no pool on 2 cores). Prints markdown, or JSON with
 // --json; --out DIR also writes quant-bench.json and quant-bench.md there.
 //
 //   pnpm tsx scripts/bench/quant.ts [--K 3072] [--N 8192] [--block 32] [--repeat 5] [--threads 2] [--json] [--out DIR]
@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { DataType } from '../../src/onnx/dtype.js';
 import { viewBytes } from '../../src/onnx/tensor.js';
 import { quantizeUniform } from '../../src/quant/formats/uniform.js';
-import { createKernelRunner } from '../../src/quant/workers/kernel-pool.js';
+import { createKernelRunner, inlineKernelRunner } from '../../src/quant/workers/kernel-pool.js';
 import { Rng } from '../../src/util/random.js';
 
 interface Row {
@@ -21,9 +21,13 @@ interface Row {
   gbPerSecond: number;
   /** Throughput as a fraction of the memory copy's. */
   ofMemcpy: number;
-  /** Throughput over the one-thread int4 sym kernel on the same [K, N] layout (the pool's target: ≥ 1.5 on 2 cores). */
+  /** Throughput over the one-thread int4 sym kernel on the same [K, N] layout. */
   vsOneThread?: number;
+  /** Throughput over the same pieces run inline with no pool (the pool's target: ≥ 1.5 on 2 cores). */
+  vsNoPool?: number;
 }
+
+const times = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,9 +95,16 @@ async function main(): Promise<void> {
       return { s, n: n1 - n0 };
     });
     const method = { scheme: 'int4', algo: 'rtn', blockSize, symmetric: true, padding: 'block' } as const;
+    const task = (bytes: Uint8Array, n: number) => ({ tensor: 'bench', bytes, dataType: DataType.FLOAT, K, N: n, layout: 'kn' as const, method });
+    // No pool: the same pieces one after another on this thread, read in place (no copy, nothing to move back).
+    const inline = inlineKernelRunner();
+    const noPool = await timeIt(repeat, async () => {
+      for (const { s, n } of slices) await inline.run(task(viewBytes(s), n));
+    });
+    rows.push(row(`int4 rtn sym, no pool (the same ${parts} pieces inline, 1 thread)`, noPool));
     const viaPool = (input: (s: Float32Array) => Uint8Array) =>
       Promise.all(
-        slices.map(({ s, n }) => pool.run({ tensor: 'bench', bytes: input(s), dataType: DataType.FLOAT, K, N: n, layout: 'kn', method }, { transfer: true })),
+        slices.map(({ s, n }) => pool.run(task(input(s), n), { transfer: true })),
       );
     // Input in fresh memory (what a pass had before the pool reused buffers), then copied into a buffer the pool hands
     // out again (one a worker sent back, already paged in).
@@ -112,7 +123,11 @@ async function main(): Promise<void> {
   }
 
   const one = rows.find((r) => r.case.startsWith('int4 rtn sym kernel, [K, N]'))!;
-  for (const r of rows) if (r.case.includes('pool')) r.vsOneThread = one.seconds / r.seconds;
+  const none = rows.find((r) => r.case.includes('no pool'))!;
+  for (const r of rows.filter((x) => x.case.includes('via'))) {
+    r.vsOneThread = one.seconds / r.seconds;
+    r.vsNoPool = none.seconds / r.seconds;
+  }
 
   const result = {
     date: new Date().toISOString(),
@@ -128,11 +143,11 @@ async function main(): Promise<void> {
     `int4 RTN quantization, ${K}×${N} fp32 weight (${(bytes.length / 1e6).toFixed(1)} MB), block ${blockSize}, median of ${repeat}`,
     `(${result.cpu}, ${result.cores} cores, Node ${process.version})`,
     '',
-    '| case | ms | Mweights/s | GB/s in | of memcpy | vs 1 thread [K, N] |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| case | ms | Mweights/s | GB/s in | of memcpy | vs 1-thread kernel [K, N] | vs no pool |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.case} | ${(r.seconds * 1000).toFixed(1)} | ${(r.weightsPerSecond / 1e6).toFixed(1)} | ${r.gbPerSecond.toFixed(2)} | ${(r.ofMemcpy * 100).toFixed(1)}% | ${r.vsOneThread === undefined ? '' : `${r.vsOneThread.toFixed(2)}×`} |`,
+        `| ${r.case} | ${(r.seconds * 1000).toFixed(1)} | ${(r.weightsPerSecond / 1e6).toFixed(1)} | ${r.gbPerSecond.toFixed(2)} | ${(r.ofMemcpy * 100).toFixed(1)}% | ${times(r.vsOneThread)} | ${times(r.vsNoPool)} |`,
     ),
     '',
   ].join('\n');
