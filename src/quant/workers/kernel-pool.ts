@@ -54,11 +54,13 @@ export async function createKernelRunner(o: KernelRunnerOptions = {}): Promise<K
     filename: new URL('./worker.ts', import.meta.url).href,
     // The named export; piscina loads it through tsx's require hook (its ESM fallback has no TypeScript loader).
     name: 'quantizeInWorker',
-    minThreads: 1,
+    // Every worker starts now and stays until close: each loads tsx and the sources (~1 s), which a worker started
+    // on demand, or again after idling between passes, would spend while the others wait for it.
+    minThreads: threads,
     maxThreads: threads,
     // Workers run the TypeScript sources, like the main process does.
     execArgv: ['--import', 'tsx'],
-    idleTimeout: 5_000,
+    idleTimeout: Number.POSITIVE_INFINITY,
   });
   // Only whole buffers can move; a view into a bigger one (e.g. a decoded model) is copied instead.
   const whole = (a: ArrayBufferView) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
