@@ -1,7 +1,8 @@
 // The one loop that turns float weights into quantized tensors, shared by the MatMulNBits and GatherBlockQuantized
 // passes: each weight is cut into row bands (weight-rows.ts), the bands of all weights run on the kernel pool a few
 // at a time, and their outputs are written, strictly in order, to the run's tensor sink (memory or a spill file).
-// Peak memory is the bands in flight (and the pool's reused band buffers) plus one weight's scales, however big the model.
+// Peak memory is the bands in flight (and the pool's reused band buffers) plus one weight's scales, however big the
+// model.
 import { DataType } from '../../onnx/dtype.js';
 import type { Tensor } from '../../onnx/tensor.js';
 import type { QuantReport } from '../formats/block.js';
