@@ -1,7 +1,16 @@
 // Lazy weight tensors made from checkpoint tensors: row slices concatenated, transposed to MatMul's [in, out], cast to
 // the activation dtype. Nothing is read until the writer asks for the bytes, which come in chunks of output rows.
 import { DataType, dataTypeName } from '../onnx/dtype.js';
-import { Tensor, float16Table, float32ToFloat16Bits, toFloat32, viewBytes } from '../onnx/tensor.js';
+import {
+  Tensor,
+  bfloat16BitsToFloat32,
+  float16BitsToFloat32,
+  float16Table,
+  float32ToFloat16Bits,
+  toFloat32,
+  viewBytes,
+  type ScratchPool,
+} from '../onnx/tensor.js';
 import { CheckpointError } from '../util/errors.js';
 import type { FloatDtype } from './builder.js';
 
@@ -118,11 +127,34 @@ interface HeldSlice {
   values: Float32Array | Uint16Array;
 }
 
-async function hold(src: WeightSource, s: RowSlice): Promise<HeldSlice> {
+/**
+ * Working buffers of one producer: borrowed from the writer's scratch pool when it lends one (reused pages, see
+ * ScratchPool), else new; all given back by release() when the producer ends.
+ */
+class Buffers {
+  private readonly lent: Uint8Array[] = [];
+  constructor(private readonly scratch: ScratchPool | undefined) {}
+  bytes(n: number): Uint8Array {
+    const b = this.scratch ? this.scratch.take(n) : new Uint8Array(n);
+    this.lent.push(b);
+    return b;
+  }
+  float32(n: number): Float32Array<ArrayBuffer> {
+    return new Float32Array(this.bytes(n * 4).buffer as ArrayBuffer, 0, n);
+  }
+  uint16(n: number): Uint16Array<ArrayBuffer> {
+    return new Uint16Array(this.bytes(n * 2).buffer as ArrayBuffer, 0, n);
+  }
+  release(): void {
+    if (this.scratch) for (const b of this.lent.splice(0)) this.scratch.give(b);
+  }
+}
+
+async function hold(src: WeightSource, s: RowSlice, buffers: Buffers): Promise<HeldSlice> {
   const i = info(src, s.tensor);
   const [a, b] = sliceRange(src, s);
   const cols = colsOf(i.dims);
-  const values = i.dataType === DataType.FLOAT ? new Float32Array((b - a) * cols) : new Uint16Array((b - a) * cols);
+  const values = i.dataType === DataType.FLOAT ? buffers.float32((b - a) * cols) : buffers.uint16((b - a) * cols);
   const bytes = viewBytes(values);
   for await (const { row, raw } of readChunks(src, s)) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT);
   return { dataType: i.dataType, rows: b - a, values };
@@ -181,16 +213,21 @@ export function linearWeight(src: WeightSource, name: string, parts: readonly Ro
     outDim += b - a;
   }
   const step = rowsPerChunk(outDim, opts);
-  return Tensor.lazyChunks(name, dtype, [inDim, outDim], async function* () {
-    const held: HeldSlice[] = [];
-    for (const p of parts) held.push(await hold(src, p));
-    const band = new Float32Array(Math.min(step, inDim) * outDim);
-    const half = dtype === DataType.FLOAT16 ? new Uint16Array(band.length) : undefined;
-    for (let i0 = 0; i0 < inDim; i0 += step) {
-      const i1 = Math.min(inDim, i0 + step);
-      held.forEach((p, k) => transposeInto(band, p, inDim, outDim, offsets[k], i0, i1));
-      const n = (i1 - i0) * outDim;
-      yield half ? viewBytes(float32ToFloat16Bits(band.subarray(0, n), half.subarray(0, n))) : viewBytes(band.subarray(0, n));
+  return Tensor.lazyChunks(name, dtype, [inDim, outDim], async function* (scratch) {
+    const buffers = new Buffers(scratch);
+    try {
+      const held: HeldSlice[] = [];
+      for (const p of parts) held.push(await hold(src, p, buffers));
+      const band = buffers.float32(Math.min(step, inDim) * outDim);
+      const half = dtype === DataType.FLOAT16 ? buffers.uint16(band.length) : undefined;
+      for (let i0 = 0; i0 < inDim; i0 += step) {
+        const i1 = Math.min(inDim, i0 + step);
+        held.forEach((p, k) => transposeInto(band, p, inDim, outDim, offsets[k], i0, i1));
+        const n = (i1 - i0) * outDim;
+        yield half ? viewBytes(float32ToFloat16Bits(band.subarray(0, n), half.subarray(0, n))) : viewBytes(band.subarray(0, n));
+      }
+    } finally {
+      buffers.release();
     }
   });
 }
@@ -216,16 +253,36 @@ export function plainWeight(src: WeightSource, name: string, parts: readonly Row
   }
   const dims = first.length <= 1 ? [rows] : [rows, ...first.slice(1)];
   const step = rowsPerChunk(cols, opts);
-  return Tensor.lazyChunks(name, dtype, dims, async function* () {
-    for (const p of parts) {
-      const dataType = info(src, p.tensor).dataType;
-      for await (const { raw } of readChunks(src, p)) {
-        const f = toFloat32(raw, dataType, p.tensor);
-        for (let at = 0; at < f.length; at += step * cols) {
-          const piece = f.subarray(at, Math.min(f.length, at + step * cols));
-          yield dtype === DataType.FLOAT ? viewBytes(piece) : viewBytes(float32ToFloat16Bits(piece));
+  return Tensor.lazyChunks(name, dtype, dims, async function* (scratch) {
+    const buffers = new Buffers(scratch);
+    // Cast buffers sized for the largest read, made once and reused for every piece.
+    let wide: Float32Array<ArrayBuffer> | undefined;
+    let half: Uint16Array<ArrayBuffer> | undefined;
+    try {
+      for (const p of parts) {
+        const dataType = info(src, p.tensor).dataType;
+        for await (const { raw } of readChunks(src, p)) {
+          let f: Float32Array;
+          if (dataType === DataType.FLOAT) f = toFloat32(raw, dataType, p.tensor);
+          else {
+            const n = raw.byteLength / 2;
+            const bits = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, n) : new Uint16Array(raw.slice().buffer, 0, n);
+            if (!wide || wide.length < n) wide = buffers.float32(Math.max(n, Math.floor(READ_BYTES / 2)));
+            const into = wide.subarray(0, n);
+            f = dataType === DataType.FLOAT16 ? float16BitsToFloat32(bits, into) : bfloat16BitsToFloat32(bits, into);
+          }
+          for (let at = 0; at < f.length; at += step * cols) {
+            const piece = f.subarray(at, Math.min(f.length, at + step * cols));
+            if (dtype === DataType.FLOAT) yield viewBytes(piece);
+            else {
+              if (!half || half.length < piece.length) half = buffers.uint16(Math.max(piece.length, step * cols));
+              yield viewBytes(float32ToFloat16Bits(piece, half.subarray(0, piece.length)));
+            }
+          }
         }
       }
+    } finally {
+      buffers.release();
     }
   });
 }

@@ -6,7 +6,7 @@ import { OnnxError } from '../util/errors.js';
 import { checkUnknownFields, decodeModel, prepareModelEncode } from './codec.js';
 import { DataType } from './dtype.js';
 import type { Attribute, Graph, Model, Node } from './ir.js';
-import { externalDataRealPath, openExternalRange, type ExternalSource, type Tensor, type TensorSource } from './tensor.js';
+import { ScratchPool, externalDataRealPath, openExternalRange, type ExternalSource, type Tensor, type TensorSource } from './tensor.js';
 
 /** Protobuf messages (and onnxruntime) stop at 2 GiB − 1 bytes; bigger models need external data. */
 export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
@@ -195,6 +195,8 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
       writer = await AtomicFileWriter.create(dataPath);
       let written = 0;
       let chunk: Uint8Array | undefined;
+      // Chunked producers borrow their working buffers here, so a tensor reuses the pages of the one before it.
+      const scratch = new ScratchPool();
       for (let i = 0; i < plan.length; i++) {
         opts.signal?.throwIfAborted();
         const p = plan[i];
@@ -204,7 +206,7 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
           chunk ??= new Uint8Array(COPY_CHUNK_BYTES);
           await copyRange(src, p.tensor.name, writer, chunk);
         } else if (src.kind === 'lazy' && src.chunks) {
-          await writeChunks(p, src.chunks(), writer);
+          await writeChunks(p, src.chunks(scratch), writer);
         } else {
           const bytes = await p.tensor.bytes();
           if (bytes.byteLength !== p.length) {
