@@ -39,8 +39,8 @@ function bigModel(): Model {
 
 /**
  * What convert saves: 8 MatMul weights of 128 MiB fp32 ([8192, 4096]), each the transpose of a bf16 [4096, 8192]
- * checkpoint tensor, made by linearWeight in output chunks. The source hands out a fresh copy per read, as a file read
- * into a new buffer does.
+ * checkpoint tensor, made by linearWeight in output chunks. The source copies rows as a checkpoint's file reads do: into
+ * a new buffer (readRows) or into the caller's (readRowsInto).
  */
 function convertLikeModel(): Model {
   const [out, inDim, n] = [4096, 8192, 8];
@@ -50,6 +50,8 @@ function convertLikeModel(): Model {
   const src: WeightSource = {
     info: (name) => (name.startsWith('ckpt') ? { dataType: DataType.BFLOAT16, dims: [out, inDim] } : undefined),
     readRows: async (_name, start, end) => bytes.slice(start * inDim * 2, end * inDim * 2),
+    // As Checkpoint's file reads into a given buffer.
+    readRowsInto: async (_name, start, into) => into.set(bytes.subarray(start * inDim * 2, start * inDim * 2 + into.byteLength)),
   };
   const g = new Graph('convert_like');
   g.inputs.push({ name: 'x', type: tensorType(DataType.FLOAT, [1, inDim]) });

@@ -26,6 +26,8 @@ export interface WeightSource {
   info(name: string): SourceTensorInfo | undefined;
   /** Raw little-endian bytes of rows [start, end) of the tensor seen as [dims[0], product of the rest]. */
   readRows(name: string, start: number, end: number): Promise<Uint8Array>;
+  /** The same rows read into `into` (exactly their bytes long): lets a weight read into reused buffers. */
+  readRowsInto?(name: string, start: number, into: Uint8Array): Promise<void>;
 }
 
 /** Rows [start, end) of a source tensor (all rows when `rows` is absent). */
@@ -101,16 +103,27 @@ function bytesPerElement(dataType: number): number {
   return dataType === DataType.FLOAT ? 4 : 2;
 }
 
-/** Raw rows of a slice, READ_BYTES at a time: `{ row, raw }` with `row` the slice-relative first row. */
-async function* readChunks(src: WeightSource, s: RowSlice): AsyncGenerator<{ row: number; raw: Uint8Array }> {
+/**
+ * Raw rows of a slice, READ_BYTES at a time: `{ row, raw }` with `row` the slice-relative first row. With `into`
+ * (bytes for the whole slice) and a source that reads into buffers, each read lands in place there and `raw` is a
+ * view of it; with `buffers` alone, every read reuses one buffer (so `raw` is valid until the next one is asked for).
+ */
+async function* readChunks(src: WeightSource, s: RowSlice, buffers?: Buffers, into?: Uint8Array): AsyncGenerator<{ row: number; raw: Uint8Array }> {
   const i = info(src, s.tensor);
   const [a, b] = sliceRange(src, s);
   const bytesPerRow = Math.max(1, colsOf(i.dims) * bytesPerElement(i.dataType));
   const step = Math.max(1, Math.floor(READ_BYTES / bytesPerRow));
+  const readInto = src.readRowsInto?.bind(src);
+  const reused = readInto && !into && buffers ? buffers.bytes(Math.min(step, b - a) * bytesPerRow) : undefined;
   for (let r = a; r < b; r += step) {
     const end = Math.min(b, r + step);
-    const raw = await src.readRows(s.tensor, r, end);
-    if (raw.byteLength !== (end - r) * bytesPerRow) {
+    const length = (end - r) * bytesPerRow;
+    let raw: Uint8Array;
+    if (readInto && (into || reused)) {
+      raw = into ? into.subarray((r - a) * bytesPerRow, (r - a) * bytesPerRow + length) : reused!.subarray(0, length);
+      await readInto(s.tensor, r, raw);
+    } else raw = await src.readRows(s.tensor, r, end);
+    if (raw.byteLength !== length) {
       throw new CheckpointError('CHECKPOINT_SHORT_READ', `read ${raw.byteLength} bytes for rows ${r}..${end} of ${s.tensor}`, {
         where: `tensor ${s.tensor}`,
         fix: 'the safetensors file is truncated: download it again',
@@ -156,7 +169,9 @@ async function hold(src: WeightSource, s: RowSlice, buffers: Buffers): Promise<H
   const cols = colsOf(i.dims);
   const values = i.dataType === DataType.FLOAT ? buffers.float32((b - a) * cols) : buffers.uint16((b - a) * cols);
   const bytes = viewBytes(values);
-  for await (const { row, raw } of readChunks(src, s)) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT);
+  for await (const { row, raw } of readChunks(src, s, buffers, bytes)) {
+    if (!src.readRowsInto) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT); // else it was read in place
+  }
   return { dataType: i.dataType, rows: b - a, values };
 }
 
@@ -261,7 +276,7 @@ export function plainWeight(src: WeightSource, name: string, parts: readonly Row
     try {
       for (const p of parts) {
         const dataType = info(src, p.tensor).dataType;
-        for await (const { raw } of readChunks(src, p)) {
+        for await (const { raw } of readChunks(src, p, buffers)) {
           let f: Float32Array;
           if (dataType === DataType.FLOAT) f = toFloat32(raw, dataType, p.tensor);
           else {

@@ -4,8 +4,8 @@ import { DataType } from '../../src/onnx/dtype.js';
 import { ScratchPool, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
 import { CheckpointError } from '../../src/util/errors.js';
 
-/** An in-memory WeightSource over float32 values stored as `dataType`, counting bytes read. */
-function memory(tensors: Record<string, { dims: number[]; values: number[]; dataType?: number }>) {
+/** An in-memory WeightSource over float32 values stored as `dataType`, counting reads; `readsInto` adds readRowsInto. */
+function memory(tensors: Record<string, { dims: number[]; values: number[]; dataType?: number }>, readsInto = false) {
   const stats = { reads: 0 };
   const src: WeightSource = {
     info: (name) => {
@@ -22,6 +22,13 @@ function memory(tensors: Record<string, { dims: number[]; values: number[]; data
       return viewBytes(f);
     },
   };
+  if (readsInto) {
+    src.readRowsInto = async (name, start, into) => {
+      const cols = tensors[name].dims.slice(1).reduce((a, b) => a * b, 1);
+      const width = (tensors[name].dataType ?? DataType.FLOAT) === DataType.FLOAT ? 4 : 2;
+      into.set(await src.readRows(name, start, start + into.byteLength / (cols * width)));
+    };
+  }
   return { src, stats };
 }
 
@@ -138,14 +145,17 @@ describe('chunked output', () => {
 
 describe('scratch pool', () => {
   // Lent buffers come back dirty (not zeroed): every weight must overwrite all it yields, whatever the pool held before.
-  it('weights made with reused, dirty buffers are byte-identical to ones made without a pool', async () => {
+  it.each([
+    ['rows read as new buffers', false],
+    ['rows read into lent buffers', true],
+  ])('weights made with reused, dirty buffers are byte-identical to ones made without a pool (%s)', async (_n, readsInto) => {
     const vals = (n: number, k: number) => Array.from({ length: n }, (_, i) => ((i * 7 + k) % 23) - 11 + 0.25 * k);
     const { src } = memory({
       q: { dims: [5, 6], values: vals(30, 1), dataType: DataType.BFLOAT16 },
       kv: { dims: [4, 6], values: vals(24, 2), dataType: DataType.FLOAT16 },
       f: { dims: [7, 6], values: vals(42, 3) },
       e: { dims: [9, 6], values: vals(54, 4), dataType: DataType.BFLOAT16 },
-    });
+    }, readsInto);
     const make = () => [
       linearWeight(src, 'big', [{ tensor: 'f' }], DataType.FLOAT),
       linearWeight(src, 'qkv', [{ tensor: 'q' }, { tensor: 'kv', rows: [1, 3] }], DataType.FLOAT16, { chunkBytes: 16 }),
