@@ -115,17 +115,31 @@ async function main(): Promise<void> {
     const b = join(root, 'b', 'model.onnx');
     const [, writeLazyMs] = await timed(() => saveModel(bigModel(), a));
     const dataBytes = (await stat(`${a}.data`)).size;
-    // The floor: copying the data file with the kernel's copy, plus the fsync our writes also do.
-    const [, copyMs] = await timed(async () => {
-      await copyFile(`${a}.data`, join(root, 'copy.data'));
-      const fh = await open(join(root, 'copy.data'), 'r+');
-      await fh.sync();
-      await fh.close();
-    });
-    await rm(join(root, 'copy.data'));
+    // The floor: copying the data file with the kernel's copy, plus the fsync our writes also do. Best of 3, and the
+    // convert-like save best of 2: on a shared 2-core runner one sample swings by 2×.
+    const copyRuns: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const [, ms] = await timed(async () => {
+        await copyFile(`${a}.data`, join(root, 'copy.data'));
+        const fh = await open(join(root, 'copy.data'), 'r+');
+        await fh.sync();
+        await fh.close();
+      });
+      copyRuns.push(ms);
+      await rm(join(root, 'copy.data'));
+    }
+    const copyMs = Math.min(...copyRuns);
     const convertLike = convertLikeModel();
-    const [convertSaved, convertMs] = await timed(() => saveModel(convertLike, join(root, 'c', 'model.onnx'), { sizeThreshold: 0 }));
-    await rm(join(root, 'c'), { recursive: true });
+    const convertRuns: number[] = [];
+    let convertSaved: Awaited<ReturnType<typeof saveModel>> | undefined;
+    for (let k = 0; k < 2; k++) {
+      const [saved, ms] = await timed(() => saveModel(convertLike, join(root, 'c', 'model.onnx'), { sizeThreshold: 0 }));
+      convertSaved = saved;
+      convertRuns.push(ms);
+      await rm(join(root, 'c'), { recursive: true });
+    }
+    const convertMs = Math.min(...convertRuns);
+    if (!convertSaved) throw new Error('no convert-like save');
     const [loaded, loadMs] = await timed(() => loadModel(a));
     const [saved, resaveMs] = await timed(() => saveModel(loaded, b));
     if (saved.dataBytes !== dataBytes) throw new Error(`rewritten data is ${saved.dataBytes} bytes, expected ${dataBytes}`);
