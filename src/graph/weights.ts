@@ -40,10 +40,12 @@ export interface RowSlice {
 const READ_BYTES = 32 << 20;
 
 /**
- * Bytes of output per chunk a weight yields: the writer holds one chunk at a time, so a 2.5 GB fp32 LM head costs
- * its (bf16) input plus 64 MiB, not its whole output.
+ * Bytes of output per chunk a weight yields: the writer holds one chunk at a time (plus its staged copy being
+ * written), so a 2.5 GB fp32 LM head costs its (bf16) input plus ~24 MiB, not its whole output. Small, because every
+ * byte of band and staging a save needs first is a fresh page (see ScratchPool): 64 MiB chunks made the convert-like
+ * bench 2.8 s, 8 MiB 1.5 s; the transpose is tiled by source rows, so narrower bands cost it nothing.
  */
-export const OUTPUT_CHUNK_BYTES = 64 << 20;
+export const OUTPUT_CHUNK_BYTES = 8 << 20;
 
 export interface WeightOptions {
   /** Output bytes per chunk (default {@link OUTPUT_CHUNK_BYTES}); at least one output row. */
