@@ -195,6 +195,7 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
       writer = await AtomicFileWriter.create(dataPath);
       let written = 0;
       let chunk: Uint8Array | undefined;
+      let next: { tensor: Tensor; bytes: Promise<Uint8Array> } | undefined;
       // Chunked producers borrow their working buffers here, so a tensor reuses the pages of the one before it.
       const scratch = new ScratchPool();
       for (let i = 0; i < plan.length; i++) {
@@ -208,13 +209,22 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
         } else if (src.kind === 'lazy' && src.chunks) {
           await writeChunks(p, src.chunks(scratch), writer, scratch);
         } else {
-          const bytes = await p.tensor.bytes();
+          const bytes = await (next?.tensor === p.tensor ? next.bytes : p.tensor.bytes());
+          next = undefined;
           if (bytes.byteLength !== p.length) {
             throw new OnnxError('ONNX_TENSOR_SIZE', `tensor produced ${bytes.byteLength} bytes, expected ${p.length}`, {
               where: `tensor ${p.tensor.name}`,
             });
           }
-          await writer.write(bytes);
+          const write = writer.write(bytes);
+          write.catch(() => undefined); // awaited below; this only keeps a failure from being "unhandled" meanwhile
+          // The next lazy tensor is made while this one is written (its producer runs now, on this thread).
+          const q = plan[i + 1];
+          if (q && q.tensor.source.kind === 'lazy' && !q.tensor.source.chunks && q.length <= PREFETCH_BYTES) {
+            next = { tensor: q.tensor, bytes: q.tensor.bytes() };
+            next.bytes.catch(() => undefined); // awaited in the next round, or dropped with the save's own error
+          }
+          await write;
         }
         written += p.length;
         opts.onProgress?.({ tensor: p.tensor.name, tensors: i + 1, bytes: written, totalTensors: plan.length, totalBytes });
@@ -285,6 +295,12 @@ async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, 
     });
   }
 }
+
+/**
+ * A whole lazy tensor up to this size is made while the one before it is written (so two are held at once): larger
+ * ones are made only when their turn comes, keeping peak memory about one tensor.
+ */
+const PREFETCH_BYTES = 64 << 20;
 
 /** External tensors are copied through one reused 32 MiB buffer (two halves, read overlapping write): no per-tensor allocation. */
 const COPY_CHUNK_BYTES = 32 << 20;

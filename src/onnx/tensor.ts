@@ -33,7 +33,10 @@ export type TensorSource =
   | {
       kind: 'lazy';
       byteLength: number;
-      /** All the bytes at once. */
+      /**
+       * All the bytes at once, in memory of their own: a writer may ask for the next tensor's bytes while these are
+       * still being written.
+       */
       produce: () => Uint8Array | Promise<Uint8Array>;
       /**
        * The same bytes in consecutive pieces, for writers that stream (a tensor larger than memory allows at once).
