@@ -138,7 +138,7 @@ interface PlannedTensor {
 /**
  * Writes `model` to `path`, streaming every tensor of at least `sizeThreshold` bytes (initializers and tensor
  * attributes other than Constant nodes' values, in the main graph and all subgraphs) one at a time into one data
- * file, smallest first, at aligned offsets. Peak memory is about one tensor, or one piece of a chunked lazy tensor. Both files are written under temporary names and renamed into place,
+ * file, smallest first, at aligned offsets. Peak memory is about one tensor (two when whole lazy ones of ≤ 64 MiB overlap), or a chunked lazy tensor's working buffers and two of its pieces. Both files are written under temporary names and renamed into place,
  * the data file first and the .onnx last, so an interrupted save never leaves a complete-looking model.
  * Saving over the model's own files works: tensors are read from the old files before they are replaced. The model
  * passed in is not changed — but after an in-place save its external tensors point at the rewritten data file, so
