@@ -4,6 +4,12 @@ import { SAFETENSORS_DTYPE_SIZE, SAFETENSORS_TO_ONNX } from '../checkpoint/safet
 import type { SourceTensorInfo, WeightSource } from '../graph/weights.js';
 
 export function checkpointSource(ckpt: Checkpoint): WeightSource {
+  const rowBytesOf = (name: string): number => {
+    const e = ckpt.entry(name);
+    let rowElems = 1;
+    for (const d of e.shape.slice(1)) rowElems *= d;
+    return rowElems * SAFETENSORS_DTYPE_SIZE[e.dtype];
+  };
   return {
     info(name: string): SourceTensorInfo | undefined {
       if (!ckpt.has(name)) return undefined;
@@ -11,11 +17,11 @@ export function checkpointSource(ckpt: Checkpoint): WeightSource {
       return { dataType: SAFETENSORS_TO_ONNX[e.dtype], dims: e.shape };
     },
     readRows(name: string, start: number, end: number): Promise<Uint8Array> {
-      const e = ckpt.entry(name);
-      let rowElems = 1;
-      for (const d of e.shape.slice(1)) rowElems *= d;
-      const rowBytes = rowElems * SAFETENSORS_DTYPE_SIZE[e.dtype];
+      const rowBytes = rowBytesOf(name);
       return ckpt.readRange(name, start * rowBytes, (end - start) * rowBytes);
+    },
+    readRowsInto(name: string, start: number, into: Uint8Array): Promise<void> {
+      return ckpt.readRangeInto(name, start * rowBytesOf(name), into);
     },
   };
 }

@@ -57,7 +57,7 @@ export interface ConvertResult {
 /**
  * Converts a checkpoint folder. The graph is built first with lazy initializers (no weight read); saveModel then
  * asks for each initializer in turn, which reads its checkpoint rows, transposes/casts them and appends them to
- * model.onnx.data in chunks — peak memory is about the largest weight in its stored dtype plus one 64 MiB chunk.
+ * model.onnx.data in chunks — peak memory is about the largest weight in its stored dtype plus a few 8 MiB chunks.
  */
 export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertResult> {
   const target = opts.layout ? undefined : getTarget(opts.target ?? 'cpu');

@@ -203,6 +203,11 @@ export class Checkpoint {
     return this.fileOf(name).readRange(name, start, length);
   }
 
+  /** Fills `into` with the tensor's bytes from `start` on (see SafetensorsFile.readRangeInto). */
+  async readRangeInto(name: string, start: number, into: Uint8Array): Promise<void> {
+    return this.fileOf(name).readRangeInto(name, start, into);
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     return this.fileOf(name).readFloat32(name);
   }

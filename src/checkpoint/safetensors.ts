@@ -287,6 +287,18 @@ export class SafetensorsFile {
 
   /** `length` bytes of the tensor starting `start` bytes into it (for streaming row chunks of big tensors). */
   async readRange(name: string, start: number, length: number): Promise<Uint8Array> {
+    const at = this.rangeStart(name, start, length); // checked before allocating
+    return this.readAt(at, length, name);
+  }
+
+  /** Fills `into` with the tensor's bytes from `start` on (a caller reusing its buffers spares fresh pages). */
+  async readRangeInto(name: string, start: number, into: Uint8Array): Promise<void> {
+    const at = this.rangeStart(name, start, into.byteLength);
+    await readFully(await this.handleFor(), into, at, this.path, name);
+  }
+
+  /** File offset of byte `start` of the tensor, once [start, start + length) is known to lie inside it. */
+  private rangeStart(name: string, start: number, length: number): number {
     const e = this.entry(name);
     const size = e.end - e.begin;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > size) {
@@ -296,7 +308,7 @@ export class SafetensorsFile {
         fix: 'this is a bug in the caller: ask for a range inside the tensor',
       });
     }
-    return this.readAt(e.begin + start, length, name);
+    return e.begin + start;
   }
 
   /** The tensor as float32 (F32, F16, BF16 and F64 convert; other dtypes are an error). */

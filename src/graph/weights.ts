@@ -1,7 +1,16 @@
 // Lazy weight tensors made from checkpoint tensors: row slices concatenated, transposed to MatMul's [in, out], cast to
 // the activation dtype. Nothing is read until the writer asks for the bytes, which come in chunks of output rows.
 import { DataType, dataTypeName } from '../onnx/dtype.js';
-import { Tensor, float16Table, float32ToFloat16Bits, toFloat32, viewBytes } from '../onnx/tensor.js';
+import {
+  Tensor,
+  bfloat16BitsToFloat32,
+  float16BitsToFloat32,
+  float16Table,
+  float32ToFloat16Bits,
+  toFloat32,
+  viewBytes,
+  type ScratchPool,
+} from '../onnx/tensor.js';
 import { CheckpointError } from '../util/errors.js';
 import type { FloatDtype } from './builder.js';
 
@@ -17,6 +26,8 @@ export interface WeightSource {
   info(name: string): SourceTensorInfo | undefined;
   /** Raw little-endian bytes of rows [start, end) of the tensor seen as [dims[0], product of the rest]. */
   readRows(name: string, start: number, end: number): Promise<Uint8Array>;
+  /** The same rows read into `into` (exactly their bytes long): lets a weight read into reused buffers. */
+  readRowsInto?(name: string, start: number, into: Uint8Array): Promise<void>;
 }
 
 /** Rows [start, end) of a source tensor (all rows when `rows` is absent). */
@@ -29,10 +40,12 @@ export interface RowSlice {
 const READ_BYTES = 32 << 20;
 
 /**
- * Bytes of output per chunk a weight yields: the writer holds one chunk at a time, so a 2.5 GB fp32 LM head costs
- * its (bf16) input plus 64 MiB, not its whole output.
+ * Bytes of output per chunk a weight yields: the writer holds one chunk at a time (plus its staged copy being
+ * written), so a 2.5 GB fp32 LM head costs its (bf16) input plus ~24 MiB, not its whole output. Small, because every
+ * byte of band and staging a save needs first is a fresh page (see ScratchPool): 64 MiB chunks made the convert-like
+ * bench 2.8 s, 8 MiB 1.5 s; the transpose is tiled by source rows, so narrower bands cost it nothing.
  */
-export const OUTPUT_CHUNK_BYTES = 64 << 20;
+export const OUTPUT_CHUNK_BYTES = 8 << 20;
 
 export interface WeightOptions {
   /** Output bytes per chunk (default {@link OUTPUT_CHUNK_BYTES}); at least one output row. */
@@ -92,16 +105,27 @@ function bytesPerElement(dataType: number): number {
   return dataType === DataType.FLOAT ? 4 : 2;
 }
 
-/** Raw rows of a slice, READ_BYTES at a time: `{ row, raw }` with `row` the slice-relative first row. */
-async function* readChunks(src: WeightSource, s: RowSlice): AsyncGenerator<{ row: number; raw: Uint8Array }> {
+/**
+ * Raw rows of a slice, READ_BYTES at a time: `{ row, raw }` with `row` the slice-relative first row. With `into`
+ * (bytes for the whole slice) and a source that reads into buffers, each read lands in place there and `raw` is a
+ * view of it; with `buffers` alone, every read reuses one buffer (so `raw` is valid until the next one is asked for).
+ */
+async function* readChunks(src: WeightSource, s: RowSlice, buffers?: Buffers, into?: Uint8Array): AsyncGenerator<{ row: number; raw: Uint8Array }> {
   const i = info(src, s.tensor);
   const [a, b] = sliceRange(src, s);
   const bytesPerRow = Math.max(1, colsOf(i.dims) * bytesPerElement(i.dataType));
   const step = Math.max(1, Math.floor(READ_BYTES / bytesPerRow));
+  const readInto = src.readRowsInto?.bind(src);
+  const reused = readInto && !into && buffers ? buffers.bytes(Math.min(step, b - a) * bytesPerRow) : undefined;
   for (let r = a; r < b; r += step) {
     const end = Math.min(b, r + step);
-    const raw = await src.readRows(s.tensor, r, end);
-    if (raw.byteLength !== (end - r) * bytesPerRow) {
+    const length = (end - r) * bytesPerRow;
+    let raw: Uint8Array;
+    if (readInto && (into || reused)) {
+      raw = into ? into.subarray((r - a) * bytesPerRow, (r - a) * bytesPerRow + length) : reused!.subarray(0, length);
+      await readInto(s.tensor, r, raw);
+    } else raw = await src.readRows(s.tensor, r, end);
+    if (raw.byteLength !== length) {
       throw new CheckpointError('CHECKPOINT_SHORT_READ', `read ${raw.byteLength} bytes for rows ${r}..${end} of ${s.tensor}`, {
         where: `tensor ${s.tensor}`,
         fix: 'the safetensors file is truncated: download it again',
@@ -118,13 +142,38 @@ interface HeldSlice {
   values: Float32Array | Uint16Array;
 }
 
-async function hold(src: WeightSource, s: RowSlice): Promise<HeldSlice> {
+/**
+ * Working buffers of one producer: borrowed from the writer's scratch pool when it lends one (reused pages, see
+ * ScratchPool), else new; all given back by release() when the producer ends.
+ */
+class Buffers {
+  private readonly lent: Uint8Array[] = [];
+  constructor(private readonly scratch: ScratchPool | undefined) {}
+  bytes(n: number): Uint8Array {
+    const b = this.scratch ? this.scratch.take(n) : new Uint8Array(n);
+    this.lent.push(b);
+    return b;
+  }
+  float32(n: number): Float32Array<ArrayBuffer> {
+    return new Float32Array(this.bytes(n * 4).buffer as ArrayBuffer, 0, n);
+  }
+  uint16(n: number): Uint16Array<ArrayBuffer> {
+    return new Uint16Array(this.bytes(n * 2).buffer as ArrayBuffer, 0, n);
+  }
+  release(): void {
+    if (this.scratch) for (const b of this.lent.splice(0)) this.scratch.give(b);
+  }
+}
+
+async function hold(src: WeightSource, s: RowSlice, buffers: Buffers): Promise<HeldSlice> {
   const i = info(src, s.tensor);
   const [a, b] = sliceRange(src, s);
   const cols = colsOf(i.dims);
-  const values = i.dataType === DataType.FLOAT ? new Float32Array((b - a) * cols) : new Uint16Array((b - a) * cols);
+  const values = i.dataType === DataType.FLOAT ? buffers.float32((b - a) * cols) : buffers.uint16((b - a) * cols);
   const bytes = viewBytes(values);
-  for await (const { row, raw } of readChunks(src, s)) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT);
+  for await (const { row, raw } of readChunks(src, s, buffers, bytes)) {
+    if (!src.readRowsInto) bytes.set(raw, row * cols * values.BYTES_PER_ELEMENT); // else it was read in place
+  }
   return { dataType: i.dataType, rows: b - a, values };
 }
 
@@ -181,16 +230,21 @@ export function linearWeight(src: WeightSource, name: string, parts: readonly Ro
     outDim += b - a;
   }
   const step = rowsPerChunk(outDim, opts);
-  return Tensor.lazyChunks(name, dtype, [inDim, outDim], async function* () {
-    const held: HeldSlice[] = [];
-    for (const p of parts) held.push(await hold(src, p));
-    const band = new Float32Array(Math.min(step, inDim) * outDim);
-    const half = dtype === DataType.FLOAT16 ? new Uint16Array(band.length) : undefined;
-    for (let i0 = 0; i0 < inDim; i0 += step) {
-      const i1 = Math.min(inDim, i0 + step);
-      held.forEach((p, k) => transposeInto(band, p, inDim, outDim, offsets[k], i0, i1));
-      const n = (i1 - i0) * outDim;
-      yield half ? viewBytes(float32ToFloat16Bits(band.subarray(0, n), half.subarray(0, n))) : viewBytes(band.subarray(0, n));
+  return Tensor.lazyChunks(name, dtype, [inDim, outDim], async function* (scratch) {
+    const buffers = new Buffers(scratch);
+    try {
+      const held: HeldSlice[] = [];
+      for (const p of parts) held.push(await hold(src, p, buffers));
+      const band = buffers.float32(Math.min(step, inDim) * outDim);
+      const half = dtype === DataType.FLOAT16 ? buffers.uint16(band.length) : undefined;
+      for (let i0 = 0; i0 < inDim; i0 += step) {
+        const i1 = Math.min(inDim, i0 + step);
+        held.forEach((p, k) => transposeInto(band, p, inDim, outDim, offsets[k], i0, i1));
+        const n = (i1 - i0) * outDim;
+        yield half ? viewBytes(float32ToFloat16Bits(band.subarray(0, n), half.subarray(0, n))) : viewBytes(band.subarray(0, n));
+      }
+    } finally {
+      buffers.release();
     }
   });
 }
@@ -216,16 +270,36 @@ export function plainWeight(src: WeightSource, name: string, parts: readonly Row
   }
   const dims = first.length <= 1 ? [rows] : [rows, ...first.slice(1)];
   const step = rowsPerChunk(cols, opts);
-  return Tensor.lazyChunks(name, dtype, dims, async function* () {
-    for (const p of parts) {
-      const dataType = info(src, p.tensor).dataType;
-      for await (const { raw } of readChunks(src, p)) {
-        const f = toFloat32(raw, dataType, p.tensor);
-        for (let at = 0; at < f.length; at += step * cols) {
-          const piece = f.subarray(at, Math.min(f.length, at + step * cols));
-          yield dtype === DataType.FLOAT ? viewBytes(piece) : viewBytes(float32ToFloat16Bits(piece));
+  return Tensor.lazyChunks(name, dtype, dims, async function* (scratch) {
+    const buffers = new Buffers(scratch);
+    // Cast buffers sized for the largest read, made once and reused for every piece.
+    let wide: Float32Array<ArrayBuffer> | undefined;
+    let half: Uint16Array<ArrayBuffer> | undefined;
+    try {
+      for (const p of parts) {
+        const dataType = info(src, p.tensor).dataType;
+        for await (const { raw } of readChunks(src, p, buffers)) {
+          let f: Float32Array;
+          if (dataType === DataType.FLOAT) f = toFloat32(raw, dataType, p.tensor);
+          else {
+            const n = raw.byteLength / 2;
+            const bits = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, n) : new Uint16Array(raw.slice().buffer, 0, n);
+            if (!wide || wide.length < n) wide = buffers.float32(Math.max(n, Math.floor(READ_BYTES / 2)));
+            const into = wide.subarray(0, n);
+            f = dataType === DataType.FLOAT16 ? float16BitsToFloat32(bits, into) : bfloat16BitsToFloat32(bits, into);
+          }
+          for (let at = 0; at < f.length; at += step * cols) {
+            const piece = f.subarray(at, Math.min(f.length, at + step * cols));
+            if (dtype === DataType.FLOAT) yield viewBytes(piece);
+            else {
+              if (!half || half.length < piece.length) half = buffers.uint16(Math.max(piece.length, step * cols));
+              yield viewBytes(float32ToFloat16Bits(piece, half.subarray(0, piece.length)));
+            }
+          }
         }
       }
+    } finally {
+      buffers.release();
     }
   });
 }

@@ -6,7 +6,7 @@ import { OnnxError } from '../util/errors.js';
 import { checkUnknownFields, decodeModel, prepareModelEncode } from './codec.js';
 import { DataType } from './dtype.js';
 import type { Attribute, Graph, Model, Node } from './ir.js';
-import { externalDataRealPath, openExternalRange, type ExternalSource, type Tensor, type TensorSource } from './tensor.js';
+import { ScratchPool, externalDataRealPath, openExternalRange, type ExternalSource, type Tensor, type TensorSource } from './tensor.js';
 
 /** Protobuf messages (and onnxruntime) stop at 2 GiB − 1 bytes; bigger models need external data. */
 export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
@@ -138,7 +138,7 @@ interface PlannedTensor {
 /**
  * Writes `model` to `path`, streaming every tensor of at least `sizeThreshold` bytes (initializers and tensor
  * attributes other than Constant nodes' values, in the main graph and all subgraphs) one at a time into one data
- * file, smallest first, at aligned offsets. Peak memory is about one tensor, or one piece of a chunked lazy tensor. Both files are written under temporary names and renamed into place,
+ * file, smallest first, at aligned offsets. Peak memory is about one tensor (two when whole lazy ones of ≤ 64 MiB overlap), or a chunked lazy tensor's working buffers and two of its pieces. Both files are written under temporary names and renamed into place,
  * the data file first and the .onnx last, so an interrupted save never leaves a complete-looking model.
  * Saving over the model's own files works: tensors are read from the old files before they are replaced. The model
  * passed in is not changed — but after an in-place save its external tensors point at the rewritten data file, so
@@ -195,6 +195,9 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
       writer = await AtomicFileWriter.create(dataPath);
       let written = 0;
       let chunk: Uint8Array | undefined;
+      let next: { tensor: Tensor; bytes: Promise<Uint8Array> } | undefined;
+      // Chunked producers borrow their working buffers here, so a tensor reuses the pages of the one before it.
+      const scratch = new ScratchPool();
       for (let i = 0; i < plan.length; i++) {
         opts.signal?.throwIfAborted();
         const p = plan[i];
@@ -204,15 +207,24 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
           chunk ??= new Uint8Array(COPY_CHUNK_BYTES);
           await copyRange(src, p.tensor.name, writer, chunk);
         } else if (src.kind === 'lazy' && src.chunks) {
-          await writeChunks(p, src.chunks(), writer);
+          await writeChunks(p, src.chunks(scratch), writer, scratch);
         } else {
-          const bytes = await p.tensor.bytes();
+          const bytes = await (next?.tensor === p.tensor ? next.bytes : p.tensor.bytes());
+          next = undefined;
           if (bytes.byteLength !== p.length) {
             throw new OnnxError('ONNX_TENSOR_SIZE', `tensor produced ${bytes.byteLength} bytes, expected ${p.length}`, {
               where: `tensor ${p.tensor.name}`,
             });
           }
-          await writer.write(bytes);
+          const write = writer.write(bytes);
+          write.catch(() => undefined); // awaited below; this only keeps a failure from being "unhandled" meanwhile
+          // The next lazy tensor is made while this one is written (its producer runs now, on this thread).
+          const q = plan[i + 1];
+          if (q && q.tensor.source.kind === 'lazy' && !q.tensor.source.chunks && q.length <= PREFETCH_BYTES) {
+            next = { tensor: q.tensor, bytes: q.tensor.bytes() };
+            next.bytes.catch(() => undefined); // awaited in the next round, or dropped with the save's own error
+          }
+          await write;
         }
         written += p.length;
         opts.onProgress?.({ tensor: p.tensor.name, tensors: i + 1, bytes: written, totalTensors: plan.length, totalBytes });
@@ -244,13 +256,38 @@ export async function saveModel(model: Model, path: string, opts: SaveOptions = 
   }
 }
 
-/** Streams a chunked lazy tensor: each piece is written before the next is asked for (so producers may reuse buffers). */
-async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, writer: AtomicFileWriter): Promise<void> {
+/**
+ * Streams a chunked lazy tensor, making the next piece while the last one is written: each piece is copied into a
+ * staging buffer from `scratch` (the producer may reuse its own once the next piece is asked for; a copy into reused
+ * memory costs ~0.13 s/GB here, far less than the write it lets overlap) and written while the producer goes on.
+ * One write is in flight at a time, so the file is still written in order.
+ */
+async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, writer: AtomicFileWriter, scratch: ScratchPool): Promise<void> {
   let n = 0;
-  for await (const piece of chunks) {
-    n += piece.byteLength;
-    if (n > p.length) break;
-    await writer.write(piece);
+  let inFlight: { write: Promise<void>; staged: Uint8Array } | undefined;
+  const settle = async (): Promise<void> => {
+    if (!inFlight) return;
+    const { write, staged } = inFlight;
+    inFlight = undefined;
+    await write;
+    scratch.give(staged);
+  };
+  try {
+    for await (const piece of chunks) {
+      n += piece.byteLength;
+      if (n > p.length) break;
+      const staged = scratch.take(piece.byteLength);
+      staged.set(piece);
+      await settle();
+      const write = writer.write(staged);
+      write.catch(() => undefined); // awaited by settle(); this only keeps a failure from being "unhandled" meanwhile
+      inFlight = { write, staged };
+    }
+    await settle();
+  } catch (e) {
+    // The file handle must not be closed (by abort) under a write still running.
+    await inFlight?.write.catch(() => undefined);
+    throw e;
   }
   if (n !== p.length) {
     throw new OnnxError('ONNX_TENSOR_SIZE', `tensor produced ${n > p.length ? 'more than ' : ''}${n} bytes, expected ${p.length}`, {
@@ -258,6 +295,12 @@ async function writeChunks(p: PlannedTensor, chunks: AsyncIterable<Uint8Array>, 
     });
   }
 }
+
+/**
+ * A whole lazy tensor up to this size is made while the one before it is written (so two are held at once): larger
+ * ones are made only when their turn comes, keeping peak memory about one tensor.
+ */
+const PREFETCH_BYTES = 64 << 20;
 
 /** External tensors are copied through one reused 32 MiB buffer (two halves, read overlapping write): no per-tensor allocation. */
 const COPY_CHUNK_BYTES = 32 << 20;

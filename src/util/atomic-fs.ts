@@ -6,6 +6,13 @@ import { basename, dirname, join } from 'node:path';
 
 const WRITE_CHUNK = 1 << 30;
 
+/**
+ * A streamed file starts going to disk once this many bytes are written since the last flush, while writing goes on:
+ * the kernel alone would hold it all in the page cache until commit's fsync (its background writeback starts at 10%
+ * of RAM), which then waits for every byte at the end (~0.7 s per GB on the CI VM) instead of in the meantime.
+ */
+export const FLUSH_BYTES = 128 << 20;
+
 /** A temporary sibling name for `path` (same folder, so rename stays on one filesystem). */
 export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -50,14 +57,21 @@ export class AtomicFileWriter {
   readonly tmpPath: string;
   private fh?: FileHandle;
   private position = 0;
+  private unflushed = 0;
+  /** The flush under way (at most one); its failure is reported by commit(). */
+  private flushing?: Promise<unknown>;
 
-  private constructor(path: string) {
+  private constructor(
+    path: string,
+    private readonly flushBytes: number,
+  ) {
     this.path = path;
     this.tmpPath = tempSibling(path);
   }
 
-  static async create(path: string): Promise<AtomicFileWriter> {
-    const w = new AtomicFileWriter(path);
+  /** `flushBytes`: written bytes after which the file starts going to disk (default FLUSH_BYTES). */
+  static async create(path: string, opts: { flushBytes?: number } = {}): Promise<AtomicFileWriter> {
+    const w = new AtomicFileWriter(path, opts.flushBytes ?? FLUSH_BYTES);
     await mkdir(dirname(path), { recursive: true });
     w.fh = await open(w.tmpPath, 'w');
     return w;
@@ -77,6 +91,18 @@ export class AtomicFileWriter {
       done += bytesWritten;
       this.position += bytesWritten;
     }
+    this.unflushed += data.byteLength;
+    if (this.unflushed >= this.flushBytes && !this.flushing) {
+      this.unflushed = 0;
+      const fh = this.fh!;
+      const flush = fh.datasync().then(
+        () => {
+          if (this.flushing === flush) this.flushing = undefined;
+        },
+        (e: unknown) => e, // kept: commit() rethrows it
+      );
+      this.flushing = flush;
+    }
   }
 
   /** Writes zero bytes until the offset is a multiple of `alignment`. */
@@ -86,6 +112,8 @@ export class AtomicFileWriter {
   }
 
   async commit(): Promise<void> {
+    const failed = await this.flushing;
+    if (failed) throw failed;
     await this.fh!.sync();
     await this.fh!.close();
     this.fh = undefined;
@@ -93,6 +121,8 @@ export class AtomicFileWriter {
   }
 
   async abort(): Promise<void> {
+    await this.flushing; // never rejects: see write()
+    this.flushing = undefined;
     if (this.fh) await this.fh.close().catch(() => undefined);
     this.fh = undefined;
     await rm(this.tmpPath, { force: true });

@@ -6,7 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { buildModel } from '../../src/arch/build-model.js';
+import { checkpointSource } from '../../src/arch/checkpoint-source.js';
 import { convertCheckpoint, type ConvertResult } from '../../src/arch/convert.js';
+import { Checkpoint } from '../../src/checkpoint/checkpoint.js';
+import { loadModel } from '../../src/onnx/model-file.js';
+import { getTarget } from '../../src/target/index.js';
+import { graphLayout } from '../../src/target/layout.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors-writer.js';
 import { planTensors, synthTensor } from '../../src/arch/synth.js';
 import { checkGenaiConfigKeys } from '../../src/genai/schema.js';
@@ -432,5 +438,40 @@ describe('pnpm pipeline convert', () => {
     expect(doc).toMatchObject({ architecture: 'Phi3ForCausalLM', target: 'cuda', precision: 'fp16', layers: 2 });
     expect(doc.variant).toContain('tied-embeddings');
     expect(existsSync(join(out, 'model.onnx.data'))).toBe(true);
+  });
+});
+
+describe('saved weights', () => {
+  // saveModel lends the weights reused buffers and reads rows into them; the bytes must be what each weight makes on
+  // its own (fresh buffers, rows read as new arrays), and the same on every run.
+  it.each([
+    ['fp32', 'cpu'],
+    ['fp16', 'cuda'],
+  ] as const)('a bf16 checkpoint converted to %s: every initializer as the weight makes it alone, identical files twice', async (precision, target) => {
+    const { dir, config } = await tinyCheckpoint('phi-4-mini', 3);
+    await writeSafetensors(join(dir, 'model.safetensors'), planTensors(config).map((t) => synthTensor(t, 3, 'BF16')));
+    const outs = [await tempDir(), await tempDir()];
+    for (const out of outs) await convertCheckpoint({ checkpointDir: dir, outDir: out, target, precision });
+    for (const f of ['model.onnx', 'model.onnx.data']) {
+      expect(Buffer.compare(await readFile(join(outs[0], f)), await readFile(join(outs[1], f))), f).toBe(0);
+    }
+    const ckpt = await Checkpoint.open(dir);
+    try {
+      const { info, readRows } = checkpointSource(ckpt);
+      const alone = buildModel({
+        config: ckpt.config,
+        tensorNames: ckpt.tensorNames(),
+        source: { info, readRows },
+        layout: graphLayout(getTarget(target), precision),
+      }).model;
+      const saved = await loadModel(join(outs[0], 'model.onnx'));
+      expect(saved.graph.initializers.map((t) => t.name)).toEqual(alone.graph.initializers.map((t) => t.name));
+      for (const t of alone.graph.initializers) {
+        const got = Buffer.from(await saved.graph.initializer(t.name)!.bytes());
+        expect(Buffer.compare(got, Buffer.from(await t.bytes())), t.name).toBe(0);
+      }
+    } finally {
+      await ckpt.close();
+    }
   });
 });

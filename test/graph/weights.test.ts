@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { expectShape, linearWeight, plainWeight, type WeightSource } from '../../src/graph/weights.js';
 import { DataType } from '../../src/onnx/dtype.js';
-import { float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
+import { ScratchPool, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits, viewBytes } from '../../src/onnx/tensor.js';
 import { CheckpointError } from '../../src/util/errors.js';
 
-/** An in-memory WeightSource over float32 values stored as `dataType`, counting bytes read. */
-function memory(tensors: Record<string, { dims: number[]; values: number[]; dataType?: number }>) {
+/** An in-memory WeightSource over float32 values stored as `dataType`, counting reads; `readsInto` adds readRowsInto. */
+function memory(tensors: Record<string, { dims: number[]; values: number[]; dataType?: number }>, readsInto = false) {
   const stats = { reads: 0 };
   const src: WeightSource = {
     info: (name) => {
@@ -22,6 +22,13 @@ function memory(tensors: Record<string, { dims: number[]; values: number[]; data
       return viewBytes(f);
     },
   };
+  if (readsInto) {
+    src.readRowsInto = async (name, start, into) => {
+      const cols = tensors[name].dims.slice(1).reduce((a, b) => a * b, 1);
+      const width = (tensors[name].dataType ?? DataType.FLOAT) === DataType.FLOAT ? 4 : 2;
+      into.set(await src.readRows(name, start, start + into.byteLength / (cols * width)));
+    };
+  }
   return { src, stats };
 }
 
@@ -87,11 +94,11 @@ describe('linearWeight', () => {
   });
 });
 
-/** Collects a chunked lazy tensor's pieces (copied: a producer may reuse its buffer). */
-async function pieces(t: Awaited<ReturnType<typeof linearWeight>>): Promise<Uint8Array[]> {
+/** Collects a chunked lazy tensor's pieces (copied: a producer may reuse its buffer), with a writer's scratch pool if given. */
+async function pieces(t: Awaited<ReturnType<typeof linearWeight>>, scratch?: ScratchPool): Promise<Uint8Array[]> {
   if (t.source.kind !== 'lazy' || !t.source.chunks) throw new Error(`${t.name} is not chunked`);
   const out: Uint8Array[] = [];
-  for await (const c of t.source.chunks()) out.push(c.slice());
+  for await (const c of t.source.chunks(scratch)) out.push(c.slice());
   return out;
 }
 
@@ -133,6 +140,52 @@ describe('chunked output', () => {
     expect(got.map((c) => c.byteLength)).toEqual([48, 48, 24]);
     const joined = Buffer.concat(got);
     expect([...new Float32Array(joined.buffer, joined.byteOffset, 30)]).toEqual(grid(0, 5));
+  });
+});
+
+describe('scratch pool', () => {
+  // Lent buffers come back dirty (not zeroed): every weight must overwrite all it yields, whatever the pool held before.
+  it.each([
+    ['rows read as new buffers', false],
+    ['rows read into lent buffers', true],
+  ])('weights made with reused, dirty buffers are byte-identical to ones made without a pool (%s)', async (_n, readsInto) => {
+    const vals = (n: number, k: number) => Array.from({ length: n }, (_, i) => ((i * 7 + k) % 23) - 11 + 0.25 * k);
+    const { src } = memory({
+      q: { dims: [5, 6], values: vals(30, 1), dataType: DataType.BFLOAT16 },
+      kv: { dims: [4, 6], values: vals(24, 2), dataType: DataType.FLOAT16 },
+      f: { dims: [7, 6], values: vals(42, 3) },
+      e: { dims: [9, 6], values: vals(54, 4), dataType: DataType.BFLOAT16 },
+    }, readsInto);
+    const make = () => [
+      linearWeight(src, 'big', [{ tensor: 'f' }], DataType.FLOAT),
+      linearWeight(src, 'qkv', [{ tensor: 'q' }, { tensor: 'kv', rows: [1, 3] }], DataType.FLOAT16, { chunkBytes: 16 }),
+      linearWeight(src, 'q32', [{ tensor: 'q' }], DataType.FLOAT, { chunkBytes: 40 }),
+      plainWeight(src, 'emb16', [{ tensor: 'e' }], DataType.FLOAT16, { chunkBytes: 24 }),
+      plainWeight(src, 'emb32', [{ tensor: 'e' }, { tensor: 'kv' }], DataType.FLOAT, { chunkBytes: 48 }),
+      linearWeight(src, 'kv16', [{ tensor: 'kv' }], DataType.FLOAT16),
+    ];
+    const pool = new ScratchPool();
+    const dirty = pool.take(4096);
+    dirty.fill(0xa5);
+    pool.give(dirty);
+    for (const [plain, pooled] of make().map((t, i) => [t, make()[i]] as const)) {
+      const want = Buffer.from(await plain.bytes());
+      // Twice through the same pool: the second run reuses what the first (and the weights before) left behind.
+      for (let run = 0; run < 2; run++) expect(Buffer.compare(Buffer.concat(await pieces(pooled, pool)), want), `${plain.name} run ${run}`).toBe(0);
+    }
+  });
+
+  it('lends a free buffer that fits, and drops the free ones when none does', () => {
+    const pool = new ScratchPool();
+    const a = pool.take(100);
+    pool.give(a);
+    const b = pool.take(60);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteLength).toBe(60);
+    pool.give(b);
+    const c = pool.take(200);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(pool.take(50).buffer).not.toBe(a.buffer); // a was let go when nothing fitted 200
   });
 });
 

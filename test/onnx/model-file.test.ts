@@ -225,6 +225,32 @@ describe('saveModel options and failures', () => {
     expect(existsSync(dir) ? await readdir(dir) : []).toEqual([]);
   });
 
+  it('makes the next lazy tensor while writing one: same bytes, producers in layout order, a late failure still fails the save', async () => {
+    const made: string[] = [];
+    const lazyModel = (fail?: string) => {
+      const g = new Graph('main');
+      for (const [name, n] of [['c', 3000], ['a', 1000], ['b', 2000]] as const) {
+        g.addInitializer(
+          Tensor.lazy(name, DataType.UINT8, [n], () => {
+            made.push(name);
+            if (name === fail) throw new Error(`${name} failed`);
+            return Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff);
+          }),
+        );
+      }
+      return new Model(g);
+    };
+    const dir = freshDir();
+    await saveModel(lazyModel(), join(dir, 'lazy.onnx'), { sizeThreshold: 0 });
+    expect(made).toEqual(['a', 'b', 'c']); // smallest first, each once
+    const m = lazyModel();
+    const loaded = await loadModel(join(dir, 'lazy.onnx'));
+    for (const t of m.graph.initializers) expect(Buffer.compare(Buffer.from(await loaded.graph.initializer(t.name)!.bytes()), Buffer.from(await t.bytes()))).toBe(0);
+    const failing = freshDir();
+    await expect(saveModel(lazyModel('c'), join(failing, 'lazy.onnx'), { sizeThreshold: 0 })).rejects.toThrow('c failed');
+    expect(existsSync(failing) ? await readdir(failing) : []).toEqual([]);
+  });
+
   it('a failed in-place save leaves the previous files working', async () => {
     const dir = freshDir();
     const file = join(dir, 'model.onnx');
