@@ -1,7 +1,8 @@
 // Tensor of the IR: dtype and shape known up front; data inline, in an external file (read by offset), or lazily produced.
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, sep } from 'node:path';
+import { dirname } from 'node:path';
 import { OnnxError } from '../util/errors.js';
+import { isWithin } from '../util/safe-name.js';
 import { DataType, byteLengthOf, dataTypeName, numel } from './dtype.js';
 
 export type StringPair = [key: string, value: string];
@@ -219,12 +220,6 @@ export function viewBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** True when `p` lies strictly below folder `root` (both absolute). */
-function isBelow(root: string, p: string): boolean {
-  const r = relative(root, p);
-  return r !== '' && r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r);
-}
-
 /**
  * The real path (symlinks resolved) of the data file of external tensor `what`, refused unless it is a regular file
  * inside the model's folder. A location with ".." or an absolute path is refused at decode; this catches what a string
@@ -242,7 +237,7 @@ export async function externalDataRealPath(src: ExternalSource, what: string): P
   }
   const roots = [await realpath(src.dir).catch(() => undefined)];
   if (src.modelFile) roots.push(await realpath(src.modelFile).then(dirname, () => undefined));
-  if (!roots.some((r) => r !== undefined && isBelow(r, real))) {
+  if (!roots.some((r) => r !== undefined && r !== real && isWithin(real, r))) {
     throw new OnnxError(
       'ONNX_EXTERNAL_ESCAPE',
       `external data path escapes model directory: location "${src.location}" resolves to ${real}, outside ${roots[0] ?? src.dir}`,

@@ -5,6 +5,7 @@ import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { UsageError } from './errors.js';
+import { isWithin } from './safe-name.js';
 
 /** Places that are not storage: writing there is refused (Node's recursive mkdir spins forever under /proc). */
 const SYSTEM_PLACES = ['/proc', '/sys', '/dev'];
@@ -142,10 +143,4 @@ async function refuseInputs(real: string, abs: string, opts: OutputCheck): Promi
       });
     }
   }
-}
-
-/** True when `path` is `folder` or lies below it (both absolute and normalised). */
-export function isWithin(path: string, folder: string): boolean {
-  if (path === folder) return true;
-  return path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }

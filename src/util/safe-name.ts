@@ -3,7 +3,7 @@
 // A name that fails them could read or write outside the folder it is joined to (`../x`, `/etc/x`, `C:\x`), or
 // inject a line into SHA256SUMS (control characters), so every caller checks here before calling path.join.
 import { lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { PackageError, type ErrorContext, type PhiForgeError } from './errors.js';
 
 /** Why `name` is not a single safe path segment, or undefined when it is one. */
@@ -105,4 +105,10 @@ export async function symlinkOnPath(dir: string, rel: string): Promise<string | 
     if ((await lstat(at).catch(() => undefined))?.isSymbolicLink()) return segs.slice(0, i + 1).join('/');
   }
   return undefined;
+}
+
+/** True when `path` is `folder` or lies below it (both absolute and normalised). */
+export function isWithin(path: string, folder: string): boolean {
+  if (path === folder) return true;
+  return path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }
